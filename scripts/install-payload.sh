@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build the protopipe payload environment and unpack the real sim_telarray demo files.
+#
+#   PGI_PAYLOAD_DIR (default ~/.cache/protopipe-grid-interface/payload)
+#     protopipe-0.5.0/   Python 3.8 venv: protopipe 0.5.0 (PyPI "0.0.0"), ctapipe 0.11.0, pyirf 0.5.0
+#     data/              real sim_telarray test files from the eventio 1.11.5 sdist
+#
+# Plain `pip install protopipe` fails on 3.8: eventio<2 has no cp38 wheel and its sdist does not
+# compile with Cython 3. We build it with cython<3 against numpy 1.22.4 (astropy 4.3 needs
+# numpy<1.23), without build isolation and without the wheel cache (a cached eventio wheel built
+# against a newer numpy fails at import). Idempotent: a finished environment is reused.
+set -euo pipefail
+ROOT=${PGI_PAYLOAD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protopipe-grid-interface/payload}
+PY38=${PY38:-}
+if [ -z "$PY38" ]; then
+  for candidate in "$(pyenv root 2>/dev/null)"/versions/3.8.*/bin/python python3.8; do
+    if command -v "$candidate" >/dev/null 2>&1; then PY38=$candidate; break; fi
+  done
+fi
+[ -n "$PY38" ] || { echo "install-payload: Python 3.8 not found (set PY38=/path/to/python3.8)" >&2; exit 2; }
+mkdir -p "$ROOT"
+VENV=$ROOT/protopipe-0.5.0
+if [ ! -f "$VENV/.complete" ]; then
+  rm -rf "$VENV"
+  "$PY38" -m venv "$VENV"
+  B=$VENV/bin
+  "$B/pip" install -q -U pip wheel "setuptools>=64,<70" "setuptools_scm>=7,<8" "cython<3" "numpy==1.22.4"
+  "$B/pip" install -q --no-build-isolation --no-cache-dir eventio==1.11.5
+  "$B/pip" install -q protopipe==0.0.0 "numpy==1.22.4"
+  "$B/protopipe-TRAINING" --help >/dev/null
+  touch "$VENV/.complete"
+fi
+DATA=$ROOT/data
+if [ ! -f "$DATA/.complete" ]; then
+  rm -rf "$DATA" "$ROOT/sdists"
+  mkdir -p "$DATA" "$ROOT/sdists"
+  "$VENV/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation eventio==1.11.5 -d "$ROOT/sdists"
+  tar xzf "$ROOT/sdists/eventio-1.11.5.tar.gz" -C "$ROOT/sdists"
+  cp "$ROOT"/sdists/eventio-1.11.5/tests/resources/*.simtel.* "$DATA/"
+  rm -rf "$ROOT/sdists"
+  touch "$DATA/.complete"
+fi
+echo "payload environment: $VENV"
+echo "demo data: $DATA"

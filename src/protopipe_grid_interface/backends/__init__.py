@@ -1,0 +1,1 @@
+"""Backends run jobs and hold files: ``local`` (embedded) and ``dirac`` (the grid)."""

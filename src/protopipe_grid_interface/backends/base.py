@@ -1,0 +1,102 @@
+"""The one interface every backend implements; the workflow only ever talks to this.
+
+Calls are bulk by design: one ``submit`` for many jobs, one ``status`` for many jobs, one
+``metadata`` for many files, because a grid round trip costs far more than the work it asks for.
+Every method raises :class:`~protopipe_grid_interface.exceptions.BackendError` (or a subclass)
+on failure; none of them prints.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..models import JobSpec, JobState, RemoteFile
+
+
+class Backend(ABC):
+    """Submit, track and kill jobs; list, get, put, replicate and remove catalogued files."""
+
+    #: short name stored with every submitted job ("local", "dirac")
+    name: str
+
+    # --- identity -----------------------------------------------------------------------------
+    @abstractmethod
+    def home(self) -> str:
+        """The user's LFN home directory, e.g. ``/vo.cta.in2p3.fr/user/j/jdoe``."""
+
+    @abstractmethod
+    def storage_elements(self) -> list[str]:
+        """Names of the storage elements this backend can write to."""
+
+    # --- jobs ---------------------------------------------------------------------------------
+    @abstractmethod
+    def submit(self, specs: Sequence[JobSpec]) -> list[int]:
+        """Submit all ``specs``; return one backend job id per spec, in the same order."""
+
+    @abstractmethod
+    def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """Ids of the existing jobs with these names (used to recover an interrupted submit)."""
+
+    @abstractmethod
+    def select_jobs(
+        self,
+        status: str | None = None,
+        minor_status: str | None = None,
+        application_status: str | None = None,
+        site: str | None = None,
+        job_group: str | None = None,
+        date: str | None = None,
+    ) -> list[int]:
+        """Ids of the jobs matching every condition given (``date``: submitted that day,
+        ``YYYY-MM-DD``), like DIRAC's ``selectJobs``."""
+
+    @abstractmethod
+    def status(self, ids: Sequence[int]) -> dict[int, JobState]:
+        """Current state of each job; unknown ids are left out."""
+
+    @abstractmethod
+    def kill(self, ids: Sequence[int]) -> None:
+        """Kill the jobs (those already final are left as they are)."""
+
+    @abstractmethod
+    def reschedule(self, ids: Sequence[int]) -> None:
+        """Send final jobs back to the queue under the same id."""
+
+    @abstractmethod
+    def set_failed(self, ids: Sequence[int], reason: str) -> None:
+        """Force stuck jobs to ``Failed``; raise if the backend did not apply it."""
+
+    @abstractmethod
+    def job_log(self, job_id: int) -> str:
+        """The job's standard output and error, as far as it got."""
+
+    @abstractmethod
+    def job_input_data(self, job_id: int) -> list[str]:
+        """The LFNs the job was given as input data."""
+
+    # --- files --------------------------------------------------------------------------------
+    @abstractmethod
+    def list_directory(self, path: str) -> list[RemoteFile]:
+        """Files directly inside the catalog directory ``path`` (empty if it does not exist)."""
+
+    @abstractmethod
+    def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
+        """Size, checksum and replicas of each catalogued LFN; missing LFNs are left out."""
+
+    @abstractmethod
+    def get_file(self, lfn: str, destination: Path) -> None:
+        """Copy ``lfn`` from one of its replicas to the local path ``destination``."""
+
+    @abstractmethod
+    def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
+        """Upload a local file to ``se`` and register it in the catalog as ``lfn``."""
+
+    @abstractmethod
+    def replicate(self, lfn: str, se: str) -> None:
+        """Add a replica of ``lfn`` on ``se`` (a no-op when it is already there)."""
+
+    @abstractmethod
+    def remove(self, lfns: Sequence[str]) -> None:
+        """Remove the files, all their replicas and their catalog entries."""

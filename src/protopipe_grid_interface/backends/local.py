@@ -1,0 +1,356 @@
+"""The embedded backend: a file catalog, storage elements and a job queue under one folder.
+
+It mirrors DIRAC closely enough that the workflow cannot tell them apart: LFNs map to files on
+storage elements (one folder per SE) with size and adler32 in a catalog; submitted jobs go to
+``Waiting``; a background queue runner (``local_worker``) starts as many as there are cores,
+each in its own scratch folder with its input data staged, runs the job's steps in the payload
+environment, uploads and registers the output, and ends ``Done`` or ``Failed`` with DIRAC's
+minor and application statuses. Everything lives in ``root``::
+
+    root/catalog.sqlite     files, replicas, jobs, job history
+    root/se/<SE>/<lfn>      stored replicas
+    root/jobs/<id>/         each job's scratch folder and std.out
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..checksums import copy_atomic
+from ..exceptions import BackendError, DataError
+from ..iterutils import chunked
+from ..models import JobSpec, JobState, JobStatus, RemoteFile
+from ..paths import validate_lfn
+from .base import Backend
+
+DEFAULT_SES = ("LOCAL-SE", "LOCAL-SE2")
+SITE = "LOCAL.localhost.xx"
+VO = "vo.cta.in2p3.fr"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    lfn TEXT PRIMARY KEY, size INTEGER NOT NULL, checksum TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS replicas (
+    lfn TEXT NOT NULL REFERENCES files(lfn) ON DELETE CASCADE, se TEXT NOT NULL,
+    path TEXT NOT NULL, PRIMARY KEY (lfn, se));
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, job_group TEXT NOT NULL,
+    spec TEXT NOT NULL, env TEXT NOT NULL, status TEXT NOT NULL,
+    minor_status TEXT NOT NULL DEFAULT '', application_status TEXT NOT NULL DEFAULT '',
+    site TEXT NOT NULL DEFAULT '', pid INTEGER, submitted TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs(name);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS job_history (
+    id INTEGER NOT NULL, status TEXT NOT NULL, minor_status TEXT NOT NULL,
+    application_status TEXT NOT NULL, time TEXT NOT NULL);
+"""
+
+
+def now() -> str:
+    """UTC timestamp as DIRAC prints it."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the catalog database, shared safely by the CLI, the queue runner and the jobs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class LocalBackend(Backend):
+    """Jobs as local processes, files in a local catalog; see the module docstring."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        root: Path,
+        payload_env: Path | None = None,
+        ses: Sequence[str] = DEFAULT_SES,
+        max_parallel: int | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.payload_env = payload_env
+        self.ses = list(ses)
+        self.max_parallel = max_parallel or os.cpu_count() or 1
+        self.user = user or getpass.getuser()
+        self.local = threading.local()
+        connect(self.root / "catalog.sqlite").close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the catalog (downloads run in threads)."""
+        conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = connect(self.root / "catalog.sqlite")
+        return conn
+
+    # --- helpers ------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before reading so concurrent writers queue up."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def replica_path(self, lfn: str, se: str) -> Path:
+        """Where the replica of ``lfn`` on ``se`` is stored."""
+        return self.root / "se" / se / validate_lfn(lfn).lstrip("/")
+
+    def check_se(self, se: str) -> str:
+        if se not in self.ses:
+            raise BackendError(f"unknown storage element {se!r}", f"known: {', '.join(self.ses)}")
+        return se
+
+    # --- identity -----------------------------------------------------------------------------
+    def home(self) -> str:
+        return f"/{VO}/user/{self.user[0]}/{self.user}"
+
+    def storage_elements(self) -> list[str]:
+        return list(self.ses)
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def submit(self, specs: Sequence[JobSpec]) -> list[int]:
+        if not specs:
+            return []
+        env = str(self.payload_env or "")
+        stamp = now()
+        ids: list[int] = []
+        with self.transaction() as db:
+            for spec in specs:
+                cursor = db.execute(
+                    "INSERT INTO jobs (name, job_group, spec, env, status, minor_status, "
+                    "submitted, updated) VALUES (?, ?, ?, ?, 'Waiting', 'Pilot Agent Submission',"
+                    " ?, ?)",
+                    (spec.name, spec.job_group, json.dumps(spec.to_dict()), env, stamp, stamp),
+                )
+                job_id = int(cursor.lastrowid or 0)
+                ids.append(job_id)
+                db.executemany(
+                    "INSERT INTO job_history VALUES (?, ?, ?, '', ?)",
+                    [(job_id, "Received", "Job accepted", stamp),
+                     (job_id, "Waiting", "Pilot Agent Submission", stamp)],
+                )
+        self.ensure_runner()
+        return ids
+
+    def ensure_runner(self) -> None:
+        """Start the queue runner in the background; it exits by itself when the queue is empty."""
+        log = open(self.root / "runner.log", "ab")  # handed to the child
+        subprocess.Popen(  # noqa: S603 - fixed argument list
+            [sys.executable, "-m", "protopipe_grid_interface.backends.local_worker",
+             "queue", str(self.root), str(self.max_parallel)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+        log.close()
+
+    def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for chunk in chunked(list(names), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT name, id FROM jobs WHERE name IN ({marks}) ORDER BY id", chunk  # noqa: S608
+            )
+            for name, job_id in rows:
+                found.setdefault(name, []).append(int(job_id))
+        return found
+
+    def select_jobs(
+        self,
+        status: str | None = None,
+        minor_status: str | None = None,
+        application_status: str | None = None,
+        site: str | None = None,
+        job_group: str | None = None,
+        date: str | None = None,
+    ) -> list[int]:
+        query, args = "SELECT id FROM jobs WHERE 1 = 1", []
+        for column, value in (("status", status), ("minor_status", minor_status),
+                              ("application_status", application_status), ("site", site),
+                              ("job_group", job_group)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                args.append(value)
+        if date is not None:
+            query += " AND substr(submitted, 1, 10) = ?"
+            args.append(date)
+        return [int(row[0]) for row in self.db.execute(query + " ORDER BY id", args)]
+
+    def status(self, ids: Sequence[int]) -> dict[int, JobState]:
+        states: dict[int, JobState] = {}
+        for chunk in chunked(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT id, status, minor_status, application_status, site FROM jobs "
+                f"WHERE id IN ({marks})", chunk  # noqa: S608
+            )
+            for job_id, status, minor, app, site in rows:
+                states[int(job_id)] = JobState(int(job_id), JobStatus(status), minor, app, site)
+        return states
+
+    def set_status(
+        self, job_id: int, status: JobStatus, minor: str, application: str = "",
+        only_from: Sequence[JobStatus] = (),
+    ) -> bool:
+        """Move one job to ``status``; with ``only_from``, only if it is in one of those states."""
+        stamp = now()
+        with self.transaction() as db:
+            query = ("UPDATE jobs SET status = ?, minor_status = ?, application_status = ?, "
+                     "updated = ? WHERE id = ?")
+            args: list[object] = [status.value, minor, application, stamp, job_id]
+            if only_from:
+                query += f" AND status IN ({','.join('?' * len(only_from))})"
+                args += [s.value for s in only_from]
+            changed = db.execute(query, args).rowcount > 0
+            if changed:
+                db.execute("INSERT INTO job_history VALUES (?, ?, ?, ?, ?)",
+                           (job_id, status.value, minor, application, stamp))
+        return changed
+
+    def kill(self, ids: Sequence[int]) -> None:
+        active = [s for s in self.status(ids).values() if not s.status.is_final]
+        for state in active:
+            row = self.db.execute("SELECT pid FROM jobs WHERE id = ?", (state.backend_id,))
+            pid = row.fetchone()[0]
+            if self.set_status(state.backend_id, JobStatus.KILLED, "Marked for termination",
+                               only_from=[s for s in JobStatus if not s.is_final]) and pid:
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def reschedule(self, ids: Sequence[int]) -> None:
+        for job_id in ids:
+            self.set_status(job_id, JobStatus.WAITING, "Job Rescheduled",
+                            only_from=sorted(s for s in JobStatus if s.is_final))
+        self.ensure_runner()
+
+    def set_failed(self, ids: Sequence[int], reason: str) -> None:
+        for job_id in ids:
+            self.set_status(job_id, JobStatus.FAILED, reason,
+                            only_from=[s for s in JobStatus if not s.is_final])
+        still = [s.backend_id for s in self.status(ids).values() if s.status != JobStatus.FAILED]
+        if still:
+            raise BackendError(f"jobs not set to Failed: {still}")
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.root / "jobs" / str(job_id)
+
+    def job_log(self, job_id: int) -> str:
+        log = self.job_dir(job_id) / "std.out"
+        if not self.status([job_id]):
+            raise BackendError(f"no job {job_id} on the local backend")
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    def job_spec(self, job_id: int) -> tuple[JobSpec, str]:
+        """The spec and payload environment a job was submitted with."""
+        row = self.db.execute("SELECT spec, env FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise BackendError(f"no job {job_id} on the local backend")
+        return JobSpec.from_dict(json.loads(row[0])), row[1]
+
+    def job_input_data(self, job_id: int) -> list[str]:
+        spec, _ = self.job_spec(job_id)
+        return [*spec.input_lfns, *spec.input_data]
+
+    # --- files --------------------------------------------------------------------------------
+    def list_directory(self, path: str) -> list[RemoteFile]:
+        prefix = validate_lfn(path).rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT lfn FROM files WHERE lfn >= ? AND lfn < ? ORDER BY lfn",
+            (prefix, prefix[:-1] + "0"),
+        )
+        names = [lfn for (lfn,) in rows if "/" not in lfn[len(prefix):]]
+        found = self.metadata(names)
+        return [found[lfn] for lfn in names]
+
+    def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
+        found: dict[str, RemoteFile] = {}
+        for chunk in chunked(list(lfns), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT f.lfn, f.size, f.checksum, group_concat(r.se) FROM files f "
+                f"LEFT JOIN replicas r ON r.lfn = f.lfn WHERE f.lfn IN ({marks}) "  # noqa: S608
+                "GROUP BY f.lfn", chunk,
+            )
+            for lfn, size, checksum, ses in rows:
+                replicas = tuple(sorted(ses.split(","))) if ses else ()
+                found[lfn] = RemoteFile(lfn, int(size), checksum, replicas)
+        return found
+
+    def get_file(self, lfn: str, destination: Path) -> None:
+        meta = self.metadata([lfn]).get(lfn)
+        if meta is None or not meta.replicas:
+            raise DataError(f"no such file in the catalog: {lfn}")
+        errors = []
+        for se in meta.replicas:
+            source = self.replica_path(lfn, se)
+            try:
+                copy_atomic(source, Path(destination))
+                return
+            except OSError as exc:
+                errors.append(f"{se}: {exc.strerror}")
+        raise DataError(f"could not read any replica of {lfn}", "; ".join(errors))
+
+    def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
+        self.check_se(se)
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"local file not found: {path}")
+        if lfn in self.metadata([lfn]):
+            raise BackendError(f"file already registered: {lfn}", "remove it first")
+        checksum = copy_atomic(path, self.replica_path(lfn, se))
+        size = path.stat().st_size
+        with self.transaction() as db:
+            db.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (lfn, size, checksum, now()))
+            db.execute("INSERT INTO replicas VALUES (?, ?, ?)",
+                       (lfn, se, str(self.replica_path(lfn, se))))
+        return RemoteFile(lfn, size, checksum, (se,))
+
+    def replicate(self, lfn: str, se: str) -> None:
+        self.check_se(se)
+        meta = self.metadata([lfn]).get(lfn)
+        if meta is None:
+            raise DataError(f"no such file in the catalog: {lfn}")
+        if se in meta.replicas:
+            return
+        source = self.replica_path(lfn, meta.replicas[0])
+        checksum = copy_atomic(source, self.replica_path(lfn, se))
+        if checksum != meta.checksum:
+            self.replica_path(lfn, se).unlink()
+            raise DataError(f"replica of {lfn} on {meta.replicas[0]} is corrupt",
+                            f"adler32 {checksum}, catalog says {meta.checksum}")
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO replicas VALUES (?, ?, ?)",
+                       (lfn, se, str(self.replica_path(lfn, se))))
+
+    def remove(self, lfns: Sequence[str]) -> None:
+        found = self.metadata(lfns)
+        for lfn, meta in found.items():
+            with self.transaction() as db:
+                db.execute("DELETE FROM replicas WHERE lfn = ?", (lfn,))
+                db.execute("DELETE FROM files WHERE lfn = ?", (lfn,))
+            for se in meta.replicas:
+                self.replica_path(lfn, se).unlink(missing_ok=True)
+

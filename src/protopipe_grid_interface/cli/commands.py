@@ -1,0 +1,438 @@
+"""The subcommands of ``protopipe-grid``: parse results in, workflow calls, rendering out."""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..backends.base import Backend
+from ..exceptions import DataError, InputError
+from ..models import RESUBMITTABLE_STATES, JobStatus, RemoteFile
+from ..paths import merged_file_name, output_prefix, validate_lfn
+from ..software import default_payload_env, example_configs
+from ..store import Store
+from ..workflow import collect, submit, track, upload
+from ..workflow.analysis import Analysis, stage_particles
+from ..workflow.split import check_fractions, read_list, write_split
+from ..workflow.tree import create_analysis
+from . import render
+from .common import confirm, console, make_backend, progress_bar
+
+
+@dataclass
+class Session:
+    analysis: Analysis
+    store: Store
+    backend: Backend
+
+
+@contextmanager
+def session(args: argparse.Namespace, with_backend: bool = True) -> Iterator[Session]:
+    """Open the analysis, its state database and the backend; record the command run."""
+    analysis = Analysis.open(args.metadata)
+    backend = make_backend(args, analysis.grid.Software.local_env) if with_backend else None
+    if backend is not None:
+        analysis = analysis.with_home(backend.home())
+    store = analysis.store()
+    command = store.start_command(sys.argv, __version__, analysis.config_hashes())
+    code = 1
+    try:
+        yield Session(analysis, store, backend)  # type: ignore[arg-type]
+        code = 0
+    finally:
+        store.finish_command(command, code)
+        store.close()
+
+
+def payload_env(args: argparse.Namespace, configured: str = "") -> Path:
+    return args.payload_env or (Path(configured) if configured else default_payload_env())
+
+
+# --- analysis ----------------------------------------------------------------------------------
+def analysis_create(args: argparse.Namespace) -> int:
+    templates = example_configs(payload_env(args))
+    tree = create_analysis(args.output_path, args.name, templates, grid_is_dirac=bool(
+        args.grid_home), grid_home=args.grid_home, path_from_home=args.path_from_home,
+        overwrite=args.overwrite)
+    console.print(f"analysis created: {tree.root}", markup=False)
+    console.print(f"next: protopipe-grid dataset split --metadata {tree.metadata_file} "
+                  "--gammas G.list --protons P.list --electrons E.list", markup=False,
+                  soft_wrap=True)
+    return 0
+
+
+# --- dataset -----------------------------------------------------------------------------------
+def dataset_split(args: argparse.Namespace) -> int:
+    from ..models import Particle, Stage
+
+    analysis = Analysis.open(args.metadata)
+    given = [(Particle.GAMMA, args.gammas, args.split_gammas, "--split-gammas"),
+             (Particle.PROTON, args.protons, args.split_protons, "--split-protons"),
+             (Particle.ELECTRON, args.electrons, args.split_electrons, "--split-electrons")]
+    if not any(path for _, path, _, _ in given):
+        raise InputError("no list given", "use --gammas, --protons and/or --electrons")
+    for particle, path, fractions, option in given:
+        if path:
+            check_fractions(particle, fractions, option)
+            read_list(path)
+    stage_of = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
+                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
+                "_PERFORMANCE": Stage.DL2}
+    for particle, path, fractions, _ in given:
+        if not path:
+            continue
+        written = write_split(path, particle, fractions, analysis.tree.simtel_lists, args.seed)
+        for target, count in written.items():
+            suffix = "_" + target.stem.rsplit("_", 2)[-2] + "_" + target.stem.rsplit("_", 1)[-1]
+            stage = stage_of.get(suffix) or stage_of["_PERFORMANCE"]
+            filled = analysis.set_list_file(stage, particle, target)
+            note = " (set in grid.yaml)" if filled else ""
+            console.print(f"{target}: {count} file(s){note}", markup=False, soft_wrap=True)
+    return 0
+
+
+def dataset_register(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    lfn_dir = validate_lfn(args.lfn_dir.rstrip("/"))
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: file not found")
+    lfns = []
+    report = upload.UploadReport()
+    with progress_bar("registering", len(args.files)) as advance:
+        for path in args.files:
+            lfn = validate_lfn(posixpath.join(lfn_dir, path.name))
+            upload.upload_file(backend, path, lfn, args.se, report)
+            lfns.append(lfn)
+            advance(1)
+    partial = args.list.with_name(args.list.name + ".part")
+    partial.write_text("".join(f"{lfn}\n" for lfn in lfns))
+    partial.replace(args.list)
+    console.print(f"{len(report.uploaded)} registered, {len(report.unchanged)} already there; "
+                  f"list: {args.list}", markup=False)
+    return 0
+
+
+# --- jobs --------------------------------------------------------------------------------------
+def jobs_submit(args: argparse.Namespace) -> int:
+    particles = stage_particles(args.stage, args.particle)
+    if args.list and len(particles) != 1:
+        raise InputError("--list needs exactly one --particle")
+    with session(args) as s:
+        overrides: dict[str, object] = {}
+        if args.files_per_job:
+            overrides["files_per_job"] = args.files_per_job
+        if args.max_events:
+            overrides["max_events"] = args.max_events
+        se = s.backend.storage_elements()[0]
+        specs = [spec for particle in particles
+                 for spec in s.analysis.plan(args.stage, particle, se, args.list, **overrides)]
+        if args.dry_run:
+            render.plan_table(specs, s.backend.name)
+            return 0
+        with progress_bar(f"submitting {args.stage.value}", len(specs)) as advance:
+            report = submit.submit(s.store, s.backend, specs, progress=advance)
+        console.print(
+            f"{args.stage.value}: {len(report.submitted)} submitted, {report.skipped_existing} "
+            f"skipped (output exists), {report.already_submitted} already submitted, "
+            f"{report.recovered} recovered from an interrupted run", markup=False)
+        if args.wait:
+            return wait_for(s, args.stage, [spec.name for spec in specs], None)
+    return 0
+
+
+def wait_for(s: Session, stage: object, names: list[str], timeout: float | None) -> int:
+    with progress_bar("jobs final", len(names)) as advance:
+        seen = [0]
+
+        def update(records: list) -> None:  # type: ignore[type-arg]
+            final = sum(1 for r in records if r.status.is_final)
+            advance(final - seen[0])
+            seen[0] = final
+
+        records = track.wait(s.store, s.backend, names, timeout=timeout, on_update=update)
+    render.status_table(records)
+    failed = [r for r in records if r.status != JobStatus.DONE]
+    if failed:
+        show_failures(s, failed)
+        return 1
+    return 0
+
+
+def show_failures(s: Session, records: list) -> None:  # type: ignore[type-arg]
+    tails = {}
+    for r in records:
+        if r.status.is_final and r.backend_id is not None:
+            lines = s.backend.job_log(r.backend_id).strip().splitlines()
+            tails[r.name] = "\n".join(lines[-3:])
+    render.failures_table(records, tails)
+
+
+def selected(s: Session, args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+    records = s.store.jobs(stage=args.stage)
+    if args.particle:
+        records = [r for r in records if r.particle in args.particle]
+    return records
+
+
+def jobs_status(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        if not args.no_refresh:
+            track.refresh(s.store, s.backend, args.stage)
+        records = selected(s, args)
+        if args.json:
+            print(render.records_json(records))
+            return 0
+        if not records:
+            console.print("no jobs yet: protopipe-grid jobs submit ...", markup=False)
+            return 0
+        render.status_table(records)
+        failed = [r for r in records if r.status == JobStatus.FAILED]
+        if failed:
+            show_failures(s, failed)
+    return 0
+
+
+def jobs_wait(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        names = [r.name for r in selected(s, args) if r.status != JobStatus.PLANNED]
+        return wait_for(s, args.stage, names, args.timeout)
+
+
+def jobs_resubmit(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        track.refresh(s.store, s.backend, args.stage)
+        chosen = [r for r in selected(s, args) if r.status in RESUBMITTABLE_STATES]
+        if args.dry_run or not chosen:
+            for r in chosen:
+                console.print(f"would resubmit {r.name} ({r.status.value}: {r.minor_status})",
+                              markup=False)
+            console.print(f"{len(chosen)} job(s) to resubmit", markup=False)
+            return 0
+        names = submit.requeue_failed(s.store, [r.name for r in chosen])
+        report = submit.submit(s.store, s.backend, [r.spec for r in chosen])
+        console.print(f"{len(report.submitted)} of {len(names)} job(s) resubmitted", markup=False)
+    return 0
+
+
+def jobs_kill(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        track.refresh(s.store, s.backend, args.stage)
+        active = [r for r in selected(s, args) if r.status.is_active]
+        for r in active:
+            console.print(f"{r.name} ({r.backend_id}, {r.status.value})", markup=False)
+        if not active:
+            console.print("no active job in this selection", markup=False)
+            return 0
+        if args.dry_run or not confirm(f"kill these {len(active)} job(s)?", args.yes):
+            return 0 if args.dry_run else 1
+        s.backend.kill([r.backend_id for r in active if r.backend_id is not None])
+        track.refresh(s.store, s.backend, args.stage)
+        console.print(f"{len(active)} job(s) killed", markup=False)
+    return 0
+
+
+def jobs_log(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        records = [r for r in s.store.jobs() if r.name == args.job or str(r.backend_id) ==
+                   args.job]
+        if not records or records[0].backend_id is None:
+            raise InputError(f"no submitted job named {args.job!r} in this analysis")
+        print(s.backend.job_log(records[0].backend_id), end="")
+    return 0
+
+
+def jobs_input_lfns(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    lfns = [lfn for lfn in backend.job_input_data(args.job_id) if "/estimators/" not in lfn]
+    text = "".join(f"{lfn}\n" for lfn in lfns)
+    if args.output_file:
+        args.output_file.write_text(text)
+        console.print(f"{len(lfns)} LFN(s) written to {args.output_file}", markup=False)
+    else:
+        print(text, end="")
+    return 0
+
+
+# --- data --------------------------------------------------------------------------------------
+def download_stage(s: Session, stage: object, particles: list, workers: int,  # type: ignore[type-arg]
+                   dry_run: bool = False) -> int:
+    missing = 0
+    for particle in particles:
+        remote = [f for f in s.backend.list_directory(
+            s.analysis.tree.lfn_data_dir(stage, particle)) if f.lfn.endswith(".h5")]  # type: ignore[arg-type]
+        outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
+        if dry_run:
+            for f in remote:
+                console.print(f"{f.lfn} -> {outdir / Path(f.lfn).name} ({f.size} B)",
+                              markup=False)
+            continue
+        with progress_bar(f"downloading {particle.value}", len(remote)) as advance:
+            report = collect.download(s.backend, remote, outdir, s.store, workers,
+                                      progress=lambda f: advance(1))
+        console.print(f"{particle.value}: {len(report.fetched)} fetched, {len(report.present)} "
+                      f"already present, {len(report.failed)} failed -> {outdir}", markup=False)
+        for lfn, problem in report.failed.items():
+            console.print(f"  FAILED {lfn}: {problem}", markup=False, soft_wrap=True)
+        missing += len(report.failed)
+    return missing
+
+
+def merge_stage(s: Session, stage: object, particles: list, overwrite: bool) -> None:  # type: ignore[type-arg]
+    mode = s.analysis.grid.General.mode
+    for particle in particles:
+        outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
+        pattern = f"{output_prefix(stage)}_{particle.value}_{mode}_*.h5"  # type: ignore[arg-type]
+        inputs = sorted(outdir.glob(pattern))
+        target = outdir / merged_file_name(stage, particle, mode)  # type: ignore[arg-type]
+        merged, showers = collect.merge(inputs, target, overwrite)
+        console.print(f"{target}: {merged} file(s) merged, {showers} simulated showers",
+                      markup=False)
+
+
+def data_download(args: argparse.Namespace) -> int:
+    particles = stage_particles(args.stage, args.particle)
+    with session(args) as s:
+        missing = download_stage(s, args.stage, particles, args.workers, args.dry_run)
+        if missing:
+            raise DataError(f"{missing} file(s) could not be downloaded",
+                            "run the same command again to retry")
+        if not args.no_merge and not args.dry_run:
+            merge_stage(s, args.stage, particles, args.overwrite)
+    return 0
+
+
+def data_merge(args: argparse.Namespace) -> int:
+    particles = stage_particles(args.stage, args.particle)
+    with session(args, with_backend=False) as s:
+        merge_stage(s, args.stage, particles, args.overwrite)
+    return 0
+
+
+# --- models and performance --------------------------------------------------------------------
+def models_build(args: argparse.Namespace) -> int:
+    from ..workflow import local_steps
+
+    with session(args, with_backend=False) as s:
+        env = payload_env(args, s.analysis.grid.Software.local_env)
+        files = local_steps.build_model(s.analysis, args.type, env)
+        for path in files:
+            console.print(f"model: {path}", markup=False)
+    return 0
+
+
+def models_upload(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        method = s.analysis.method(args.type)
+        if not method:
+            raise InputError(f"analysis.yaml sets no method_name for the {args.type}")
+        ses = args.ses.split(",") if args.ses else [
+            se for se in s.analysis.grid.GRID.upload_sites if se in s.backend.storage_elements()
+        ] or s.backend.storage_elements()
+        if args.dry_run:
+            for path, lfn in upload.model_files(s.analysis.tree, args.type, method,
+                                                s.analysis.cam_ids):
+                console.print(f"{path} -> {lfn} on {', '.join(ses)}", markup=False)
+            return 0
+        report = upload.upload_models(s.backend, s.analysis.tree, args.type, method,
+                                      s.analysis.cam_ids, ses, args.overwrite)
+        console.print(f"{len(report.uploaded)} uploaded, {len(report.unchanged)} unchanged, "
+                      f"{len(report.replicated)} replica(s) made on {', '.join(ses)}",
+                      markup=False)
+    return 0
+
+
+def performance(args: argparse.Namespace) -> int:
+    from ..workflow import local_steps
+
+    with session(args, with_backend=False) as s:
+        env = payload_env(args, s.analysis.grid.Software.local_env)
+        output = local_steps.make_performance(s.analysis, env)
+        console.print(f"IRFs: {output}", markup=False)
+    return 0
+
+
+# --- files -------------------------------------------------------------------------------------
+def files_list(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    for f in backend.list_directory(args.path):
+        console.print(f"{f.lfn}\t{f.size}\t{f.checksum}\t{','.join(f.replicas)}", markup=False)
+    return 0
+
+
+def files_put(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    report = upload.UploadReport()
+    upload.upload_file(backend, args.path, validate_lfn(args.lfn), args.se or
+                       backend.storage_elements()[0], report, args.overwrite)
+    state = "uploaded" if report.uploaded else "already there, same content"
+    console.print(f"{args.lfn}: {state}", markup=False)
+    return 0
+
+
+def remote_files(backend: Backend, path: str) -> list[RemoteFile]:
+    """The file ``path`` itself, or the files of the folder ``path``."""
+    validate_lfn(path)
+    found = backend.metadata([path])
+    return [found[path]] if path in found else backend.list_directory(path)
+
+
+def files_get(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    remote = remote_files(backend, args.path)
+    if not remote:
+        raise DataError(f"{args.path}: no such file or folder in the catalog")
+    with progress_bar("downloading", len(remote)) as advance:
+        report = collect.download(backend, remote, args.outdir, workers=args.workers,
+                                  progress=lambda f: advance(1))
+    console.print(f"{len(report.fetched)} fetched, {len(report.present)} already present, "
+                  f"{len(report.failed)} failed", markup=False)
+    if report.failed:
+        raise DataError(f"{len(report.failed)} file(s) not downloaded: "
+                        f"{next(iter(report.failed))}")
+    return 0
+
+
+def files_remove(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    remote = remote_files(backend, args.path)
+    if not remote:
+        raise DataError(f"{args.path}: no such file or folder in the catalog")
+    for f in remote:
+        console.print(f"{f.lfn} ({f.size} B, {','.join(f.replicas)})", markup=False)
+    if args.dry_run:
+        return 0
+    if not confirm(f"remove these {len(remote)} file(s) and all their replicas?", args.yes):
+        return 1
+    backend.remove([f.lfn for f in remote])
+    left = backend.metadata([f.lfn for f in remote])
+    if left:
+        raise DataError(f"{len(left)} file(s) still in the catalog, e.g. {next(iter(left))}")
+    console.print(f"{len(remote)} file(s) removed", markup=False)
+    return 0
+
+
+def files_filter_replicas(args: argparse.Namespace) -> int:
+    backend = make_backend(args)
+    lfns = read_list(args.input_list)
+    found = backend.metadata(lfns)
+    kept = [lfn for lfn in lfns if lfn in found and args.se in found[lfn].replicas]
+    partial = args.outfile.with_name(args.outfile.name + ".part")
+    partial.write_text("".join(f"{lfn}\n" for lfn in kept))
+    partial.replace(args.outfile)
+    console.print(f"{len(kept)} of {len(lfns)} LFN(s) have a replica on {args.se}: "
+                  f"{args.outfile}", markup=False)
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------------
+def demo(args: argparse.Namespace) -> int:
+    from ..workflow import demo as demo_workflow
+
+    return demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh, console)

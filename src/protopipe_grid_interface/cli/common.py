@@ -1,0 +1,156 @@
+"""What every command shares: error handling, backends, output, progress bars, confirmation."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .. import __version__
+from ..backends.base import Backend
+from ..exceptions import InputError, Interrupted, PipelineError
+from ..software import default_payload_env
+
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+BACKENDS = ("local", "dirac")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line, naming the command."""
+
+    def error(self, message: str) -> NoReturn:
+        errors.print(f"{self.prog}: error: {message}", markup=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """Call ``func``; turn every failure into one line on stderr and an exit code."""
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return func(args)
+    except PipelineError as exc:
+        errors.print(f"{prog}: error: {exc}", markup=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        errors.print(f"{prog}: interrupted", markup=False)
+        return Interrupted.exit_code
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        errors.print(f"{prog}: error: {where}{exc.strerror or exc}", markup=False, soft_wrap=True)
+        return 1
+    except Exception as exc:  # the one place that catches everything: no traceback for users
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        errors.print(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+                     "for details)", markup=False, soft_wrap=True)
+        return 1
+
+
+def default_local_root() -> Path:
+    """Where the local backend keeps its catalog, storage and jobs by default."""
+    if "PGI_LOCAL_ROOT" in os.environ:
+        return Path(os.environ["PGI_LOCAL_ROOT"])
+    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return data / "protopipe-grid-interface" / "local-grid"
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("backend")
+    group.add_argument("--backend", choices=BACKENDS, default=os.environ.get("PGI_BACKEND",
+                                                                              "local"),
+                       help="where jobs run and files live (default: local, or $PGI_BACKEND)")
+    group.add_argument("--local-root", type=Path, default=None,
+                       help="local backend folder (default: $PGI_LOCAL_ROOT or "
+                            "~/.local/share/protopipe-grid-interface/local-grid)")
+    group.add_argument("--payload-env", type=Path, default=None,
+                       help="Python environment with protopipe, for the local backend")
+
+
+def make_backend(args: argparse.Namespace, configured_env: str = "") -> Backend:
+    """The backend chosen on the command line."""
+    name = getattr(args, "backend", "local")
+    if name == "dirac":
+        raise InputError("--backend dirac: the DIRAC backend is not available in this release",
+                         "use --backend local")
+    from ..backends.local import LocalBackend
+
+    env = getattr(args, "payload_env", None) or (Path(configured_env) if configured_env
+                                                 else default_payload_env())
+    root = getattr(args, "local_root", None) or default_local_root()
+    return LocalBackend(root, payload_env=env)
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    """Ask before destroying anything; ``--yes`` answers for the user; no terminal means no."""
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        errors.print(f"{question} [y/N] refused: no terminal to ask on (use --yes)",
+                     markup=False)
+        return False
+    answer = console.input(f"{question} [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
+    if not console.is_terminal or total == 0:
+        yield lambda n: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                  transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def version_text(verbose: bool) -> str:
+    from ..software import COMPATIBILITY
+
+    lines = [f"protopipe-grid-interface {__version__}"]
+    if verbose:
+        lines.append("protopipe compatibility:")
+        lines += [f"  protopipe {pp}: {iface}" for pp, iface in COMPATIBILITY.items()]
+    return "\n".join(lines)
+
+
+def comma_list(value: str) -> list[str]:
+    return [item for item in value.split(",") if item]
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {number}")
+    return number
+
+
+def parse_choices(values: Sequence[str], choices: Sequence[str], option: str) -> list[str]:
+    for value in values:
+        if value not in choices:
+            raise InputError(f"{option}: invalid choice {value!r}",
+                             f"expected one of {', '.join(choices)}")
+    return list(values)

@@ -1,0 +1,190 @@
+"""Typed configuration: ``grid.yaml``, ``analysis_metadata.yaml``, and what we read of protopipe's
+``analysis.yaml`` and model configs. Original files open unchanged; every error names the file
+and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exceptions import ConfigError
+from .models import Particle
+
+M = TypeVar("M", bound=BaseModel)
+
+CVMFS_CONDA_SETUP = "/cvmfs/cta.in2p3.fr/software/conda/dev/setupConda.sh"
+
+
+class Section(BaseModel):
+    """A configuration section: unknown keys are typos, and refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneralSection(Section):
+    config_path: str = ""
+    config_file: str = "analysis.yaml"
+    mode: Literal["tail", "wave"] = "tail"
+    particle: Particle | None = None
+    estimate_energy: bool = False
+    force_tailcut_for_extended_cleaning: bool = False
+
+
+class GridSection(Section):
+    user_name: str = ""
+    home_grid: str = ""
+    outdir: str = ""
+    training_dir_energy: str = "data/TRAINING/for_energy_estimation"
+    training_dir_classification: str = "data/TRAINING/for_particle_classification"
+    model_dir: str = "estimators"
+    dl2_dir: str = "data/DL2"
+    n_file_per_job: int = Field(10, gt=0, le=100)
+    n_jobs_max: int = Field(-1, ge=-1)
+    upload_sites: list[str] = Field(default_factory=list)
+    banned_sites: list[str] = Field(default_factory=list)
+    # added by this tool (the original hard-coded them)
+    output_se: str = ""
+    cpu_time: int = Field(6 * 3600, gt=0)
+
+    @field_validator("n_jobs_max")
+    @classmethod
+    def no_zero_jobs(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (no limit) or a positive number of jobs")
+        return value
+
+
+class SoftwareSection(Section):
+    """Where the payload (protopipe) runs: CVMFS conda on the grid, a local environment here."""
+
+    conda_setup: str = CVMFS_CONDA_SETUP
+    conda_env: str = "ctapipe_v0.11.0"
+    local_env: str = ""
+
+
+class EnergyRegressorLists(Section):
+    gamma_list: str = ""
+
+
+class ClassifierLists(Section):
+    gamma_list: str = ""
+    proton_list: str = ""
+
+
+class PerformanceLists(Section):
+    gamma_list: str = ""
+    proton_list: str = ""
+    electron_list: str = ""
+
+
+class GridConfig(Section):
+    """``grid.yaml``: the original sections, plus an optional ``Software`` section."""
+
+    General: GeneralSection = Field(default_factory=GeneralSection)
+    GRID: GridSection = Field(default_factory=GridSection)
+    Software: SoftwareSection = Field(default_factory=SoftwareSection)
+    EnergyRegressor: EnergyRegressorLists = Field(default_factory=EnergyRegressorLists)
+    GammaHadronClassifier: ClassifierLists = Field(default_factory=ClassifierLists)
+    Performance: PerformanceLists = Field(default_factory=PerformanceLists)
+
+
+class AnalysisMetadata(Section):
+    """``analysis_metadata.yaml``, with the original's keys (spaces included)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    analyses_directory: str
+    analysis_name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    grid_is_dirac: bool = Field(False, alias="GRID is DIRAC")
+    grid_home: str = Field("", alias="Home directory on the GRID")
+    path_from_home: str = Field("", alias="analysis directory on the GRID from home")
+
+    def dump(self) -> dict[str, object]:
+        """The mapping written to ``analysis_metadata.yaml``."""
+        return self.model_dump(by_alias=True)
+
+
+class AnalysisGeneral(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    config_name: str = ""
+    cam_id_list: list[str] = Field(default_factory=list)
+
+
+class AnalysisConfig(BaseModel):
+    """The parts of protopipe's ``analysis.yaml`` we need."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    General: AnalysisGeneral = Field(default_factory=AnalysisGeneral)
+
+
+class ModelGeneral(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model_type: str = ""
+    method_name: str = ""
+
+
+class ModelConfig(BaseModel):
+    """The parts of protopipe's ``RandomForestRegressor.yaml`` / classifier configs we need."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    General: ModelGeneral = Field(default_factory=ModelGeneral)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a missing or malformed file is a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        with open(path) as stream:
+            return yaml.safe_load(stream)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+
+
+def describe_validation_error(path: Path, error: ValidationError) -> str:
+    """One line: the file, the dotted key, and what was expected."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    return f"{path}: {key}: {message}{extra}"
+
+
+def load(path: Path, model: type[M]) -> M:
+    """Read ``path`` into ``model``."""
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(Path(path), exc)) from None
+
+
+def load_grid(path: Path) -> GridConfig:
+    return load(path, GridConfig)
+
+
+def load_metadata(path: Path) -> AnalysisMetadata:
+    return load(path, AnalysisMetadata)
+
+
+def load_analysis(path: Path) -> AnalysisConfig:
+    return load(path, AnalysisConfig)
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    return load(path, ModelConfig)

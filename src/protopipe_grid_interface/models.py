@@ -1,0 +1,147 @@
+"""Typed records shared by the planner, the state database and the backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    """A grid stage of a protopipe analysis."""
+
+    TRAINING_ENERGY = "training-energy"
+    TRAINING_CLASSIFICATION = "training-classification"
+    DL2 = "dl2"
+
+    @property
+    def short(self) -> str:
+        """Short label used in job names."""
+        return {"training-energy": "TRE", "training-classification": "TRC", "dl2": "DL2"}[self]
+
+
+class Particle(StrEnum):
+    """Simulated particle type of a dataset."""
+
+    GAMMA = "gamma"
+    PROTON = "proton"
+    ELECTRON = "electron"
+
+
+class JobStatus(StrEnum):
+    """Job states: DIRAC's, plus ``Planned`` and ``Submitting`` which only live in our database."""
+
+    PLANNED = "Planned"
+    SUBMITTING = "Submitting"
+    RECEIVED = "Received"
+    CHECKING = "Checking"
+    STAGING = "Staging"
+    WAITING = "Waiting"
+    MATCHED = "Matched"
+    RESCHEDULED = "Rescheduled"
+    RUNNING = "Running"
+    STALLED = "Stalled"
+    COMPLETING = "Completing"
+    COMPLETED = "Completed"
+    DONE = "Done"
+    FAILED = "Failed"
+    KILLED = "Killed"
+    DELETED = "Deleted"
+
+    @property
+    def is_final(self) -> bool:
+        """True when the job will not change state on its own."""
+        return self in FINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        """True when the job exists on the backend and may still change state."""
+        return self not in FINAL_STATES and self not in (JobStatus.PLANNED, JobStatus.SUBMITTING)
+
+
+FINAL_STATES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
+RESUBMITTABLE_STATES = frozenset({JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a backend needs to run one job; produced by the planner, never mutated.
+
+    ``steps`` are argument lists run one after the other in the job's working directory, with
+    the payload environment active; ``input_lfns`` (the simulation files) and ``input_data``
+    (models and configs) are staged into that directory before the first step; ``output_file``
+    is uploaded to ``output_lfn`` after the last step.
+    """
+
+    name: str
+    analysis: str
+    stage: Stage
+    particle: Particle
+    input_lfns: tuple[str, ...]
+    steps: tuple[tuple[str, ...], ...]
+    output_file: str
+    output_lfn: str
+    output_se: str
+    input_sandbox: tuple[str, ...] = ()
+    input_data: tuple[str, ...] = ()
+    cpu_time: int = 3600
+    banned_sites: tuple[str, ...] = ()
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def job_group(self) -> str:
+        """DIRAC job group: one per analysis and stage."""
+        return f"{self.analysis}.{self.stage.value}"
+
+    @property
+    def spec_hash(self) -> str:
+        """Content hash: changes whenever anything the job would do changes."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (tuples become lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            analysis=data["analysis"],
+            stage=Stage(data["stage"]),
+            particle=Particle(data["particle"]),
+            input_lfns=tuple(data["input_lfns"]),
+            steps=tuple(tuple(step) for step in data["steps"]),
+            output_file=data["output_file"],
+            output_lfn=data["output_lfn"],
+            output_se=data["output_se"],
+            input_sandbox=tuple(data.get("input_sandbox", ())),
+            input_data=tuple(data.get("input_data", ())),
+            cpu_time=int(data.get("cpu_time", 3600)),
+            banned_sites=tuple(data.get("banned_sites", ())),
+            tags=tuple(data.get("tags", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What the backend says about one job."""
+
+    backend_id: int
+    status: JobStatus
+    minor_status: str = ""
+    application_status: str = ""
+    site: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A catalogued file: its LFN, size in bytes, adler32 checksum (8 hex digits) and replicas."""
+
+    lfn: str
+    size: int
+    checksum: str
+    replicas: tuple[str, ...] = ()

@@ -1,0 +1,318 @@
+"""The analysis state database (SQLite): every planned and submitted job, every command run.
+
+All SQL of the package's own state lives here. A job is keyed by its name, which the planner
+makes unique and deterministic; its spec hash tells whether a re-plan changed it. Submitting is
+two-phase (``Submitting`` is committed *before* the backend call, the ids *after* it), so a
+command killed in between is recovered by looking the names up on the backend, never by
+submitting again. The schema version is kept in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .exceptions import DataError
+from .iterutils import chunked
+from .models import JobSpec, JobState, JobStatus, Particle, Stage
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    particle TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    output_lfn TEXT NOT NULL UNIQUE,
+    backend TEXT,
+    backend_id INTEGER,
+    status TEXT NOT NULL,
+    minor_status TEXT NOT NULL DEFAULT '',
+    application_status TEXT NOT NULL DEFAULT '',
+    site TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    output_size INTEGER,
+    output_checksum TEXT,
+    updated TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs(stage, particle);
+CREATE INDEX IF NOT EXISTS jobs_by_backend_id ON jobs(backend, backend_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    name TEXT NOT NULL REFERENCES jobs(name),
+    attempt INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    backend_id INTEGER NOT NULL,
+    submitted TEXT NOT NULL,
+    PRIMARY KEY (name, attempt)
+);
+CREATE TABLE IF NOT EXISTS history (
+    name TEXT NOT NULL,
+    backend_id INTEGER,
+    status TEXT NOT NULL,
+    minor_status TEXT NOT NULL,
+    application_status TEXT NOT NULL,
+    time TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    argv TEXT NOT NULL,
+    version TEXT NOT NULL,
+    config_hashes TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    exit_code INTEGER
+);
+CREATE TABLE IF NOT EXISTS downloads (
+    lfn TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of the jobs table."""
+
+    name: str
+    stage: Stage
+    particle: Particle
+    spec: JobSpec
+    backend: str | None
+    backend_id: int | None
+    status: JobStatus
+    minor_status: str
+    application_status: str
+    site: str
+    attempts: int
+    output_size: int | None
+    output_checksum: str | None
+
+
+class Store:
+    """Open (and create or migrate) the state database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 60000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise DataError(f"{self.path}: state database schema {version} is newer than this "
+                            f"tool's ({SCHEMA_VERSION})", "upgrade protopipe-grid-interface")
+        self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all or nothing, even under ``kill -9``."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- provenance ---------------------------------------------------------------------------
+    def start_command(self, argv: Sequence[str], version: str,
+                      config_hashes: dict[str, str]) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO commands (argv, version, config_hashes, started) VALUES (?, ?, ?, ?)",
+                (json.dumps(list(argv)), version, json.dumps(config_hashes, sort_keys=True), now()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_command(self, command_id: int, exit_code: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE commands SET finished = ?, exit_code = ? WHERE id = ?",
+                       (now(), exit_code, command_id))
+
+    def commands(self) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT id, argv, version, config_hashes, started, finished, exit_code FROM commands "
+            "ORDER BY id")
+        keys = ("id", "argv", "version", "config_hashes", "started", "finished", "exit_code")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # --- planning -----------------------------------------------------------------------------
+    def add_planned(self, specs: Iterable[JobSpec]) -> tuple[int, int]:
+        """Record specs not seen before as ``Planned``; refresh specs of still-planned jobs.
+
+        Returns (new, changed). Jobs already submitted keep the spec they were submitted with.
+        """
+        new = changed = 0
+        stamp = now()
+        with self.transaction() as db:
+            for spec in specs:
+                digest = spec.spec_hash
+                row = db.execute("SELECT spec_hash, status FROM jobs WHERE name = ?",
+                                 (spec.name,)).fetchone()
+                blob = json.dumps(spec.to_dict())
+                if row is None:
+                    db.execute(
+                        "INSERT INTO jobs (name, stage, particle, spec_hash, spec, output_lfn, "
+                        "status, updated) VALUES (?, ?, ?, ?, ?, ?, 'Planned', ?)",
+                        (spec.name, spec.stage.value, spec.particle.value, digest, blob,
+                         spec.output_lfn, stamp),
+                    )
+                    new += 1
+                elif row[0] != digest and row[1] == JobStatus.PLANNED.value:
+                    db.execute("UPDATE jobs SET spec_hash = ?, spec = ?, output_lfn = ?, "
+                               "updated = ? WHERE name = ?",
+                               (digest, blob, spec.output_lfn, stamp, spec.name))
+                    changed += 1
+        return new, changed
+
+    # --- reading ------------------------------------------------------------------------------
+    def jobs(
+        self,
+        stage: Stage | None = None,
+        particle: Particle | None = None,
+        statuses: Iterable[JobStatus] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> list[JobRecord]:
+        """Jobs matching every filter given, in name order."""
+        query = ("SELECT name, stage, particle, spec, backend, backend_id, status, minor_status, "
+                 "application_status, site, attempts, output_size, output_checksum FROM jobs "
+                 "WHERE 1 = 1")
+        args: list[object] = []
+        if stage is not None:
+            query += " AND stage = ?"
+            args.append(stage.value)
+        if particle is not None:
+            query += " AND particle = ?"
+            args.append(particle.value)
+        if statuses is not None:
+            wanted = [s.value for s in statuses]
+            query += f" AND status IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        rows = self.db.execute(query + " ORDER BY name", args).fetchall()
+        records = [
+            JobRecord(name, Stage(st), Particle(pa), JobSpec.from_dict(json.loads(spec)), be, bid,
+                      JobStatus(status), minor, app, site, attempts, size, checksum)
+            for (name, st, pa, spec, be, bid, status, minor, app, site, attempts, size, checksum)
+            in rows
+        ]
+        if names is not None:
+            wanted_names = set(names)
+            records = [r for r in records if r.name in wanted_names]
+        return records
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        """(stage, particle, status, number of jobs) for a summary table."""
+        rows = self.db.execute("SELECT stage, particle, status, COUNT(*) FROM jobs "
+                               "GROUP BY stage, particle, status ORDER BY stage, particle, status")
+        return [(s, p, st, int(n)) for s, p, st, n in rows]
+
+    def known_backend_ids(self, names: Sequence[str]) -> set[int]:
+        ids: set[int] = set()
+        for chunk in chunked(list(names), 500):
+            rows = self.db.execute(
+                f"SELECT backend_id FROM attempts WHERE name IN ({','.join('?' * len(chunk))})",
+                chunk)
+            ids.update(int(r[0]) for r in rows)
+        return ids
+
+    # --- state changes ------------------------------------------------------------------------
+    def _set(self, db: sqlite3.Connection, name: str, backend_id: int | None, status: JobStatus,
+             minor: str, application: str, extra: str = "", extra_args: Sequence[object] = ()
+             ) -> None:
+        stamp = now()
+        db.execute(
+            f"UPDATE jobs SET status = ?, minor_status = ?, application_status = ?, updated = ?"
+            f"{extra} WHERE name = ?",
+            (status.value, minor, application, stamp, *extra_args, name),
+        )
+        db.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)",
+                   (name, backend_id, status.value, minor, application, stamp))
+
+    def mark_submitting(self, names: Sequence[str]) -> None:
+        with self.transaction() as db:
+            for name in names:
+                self._set(db, name, None, JobStatus.SUBMITTING, "", "")
+
+    def mark_submitted(self, backend: str, submitted: Sequence[tuple[str, int]]) -> None:
+        """Record the backend id of each (name, id), as a new attempt."""
+        stamp = now()
+        with self.transaction() as db:
+            for name, backend_id in submitted:
+                attempt = db.execute("SELECT attempts FROM jobs WHERE name = ?",
+                                     (name,)).fetchone()[0] + 1
+                db.execute("INSERT INTO attempts VALUES (?, ?, ?, ?, ?)",
+                           (name, attempt, backend, backend_id, stamp))
+                self._set(db, name, backend_id, JobStatus.RECEIVED, "Job accepted", "",
+                          ", backend = ?, backend_id = ?, attempts = ?",
+                          (backend, backend_id, attempt))
+
+    def mark_planned(self, names: Sequence[str], reason: str) -> None:
+        """Put jobs back in the queue of jobs to submit (resubmission, failed submission)."""
+        with self.transaction() as db:
+            for name in names:
+                self._set(db, name, None, JobStatus.PLANNED, reason, "")
+
+    def mark_output_present(self, found: Sequence[tuple[str, int, str]]) -> None:
+        """Jobs whose output already exists: Done without running; (name, size, checksum)."""
+        with self.transaction() as db:
+            for name, size, checksum in found:
+                self._set(db, name, None, JobStatus.DONE, "Output already in the catalog", "",
+                          ", output_size = ?, output_checksum = ?", (size, checksum))
+
+    def update_states(self, by_name: dict[str, JobState]) -> int:
+        """Apply backend states; record history for those that changed. Returns how many did."""
+        current = {r.name: r for r in self.jobs(names=list(by_name))}
+        changed = 0
+        with self.transaction() as db:
+            for name, state in by_name.items():
+                record = current.get(name)
+                if record is None or record.backend_id != state.backend_id:
+                    continue
+                if (record.status, record.minor_status, record.application_status,
+                        record.site) == (state.status, state.minor_status,
+                                         state.application_status, state.site):
+                    continue
+                self._set(db, name, state.backend_id, state.status, state.minor_status,
+                          state.application_status, ", site = ?", (state.site,))
+                changed += 1
+        return changed
+
+    def set_output(self, outputs: Sequence[tuple[str, int, str]]) -> None:
+        """Record (name, size, checksum) of outputs found in the catalog."""
+        with self.transaction() as db:
+            db.executemany("UPDATE jobs SET output_size = ?, output_checksum = ? WHERE name = ?",
+                           [(size, checksum, name) for name, size, checksum in outputs])
+
+    def history(self, name: str) -> list[tuple[str, str, str, str]]:
+        rows = self.db.execute("SELECT status, minor_status, application_status, time FROM "
+                               "history WHERE name = ? ORDER BY rowid", (name,))
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    # --- downloads manifest -------------------------------------------------------------------
+    def record_download(self, lfn: str, path: Path, size: int, checksum: str, state: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
+                       (lfn, str(path), size, checksum, state, now()))
+
+    def downloads(self) -> dict[str, tuple[str, int, str, str]]:
+        rows = self.db.execute("SELECT lfn, path, size, checksum, state FROM downloads")
+        return {lfn: (path, size, checksum, state) for lfn, path, size, checksum, state in rows}

@@ -1,0 +1,163 @@
+"""An open analysis: its tree, its configurations, its state database, and its job plans."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import AnalysisConfig, GridConfig, load_analysis, load_grid
+from ..exceptions import ConfigError, InputError
+from ..models import JobSpec, Particle, Stage
+from ..paths import STAGE_PARTICLES, AnalysisTree
+from ..store import Store
+from .plan import PlanSettings, plan_jobs
+from .split import read_list
+from .tree import open_tree
+
+LIST_SECTIONS = {
+    Stage.TRAINING_ENERGY: "EnergyRegressor",
+    Stage.TRAINING_CLASSIFICATION: "GammaHadronClassifier",
+    Stage.DL2: "Performance",
+}
+PLACEHOLDER = "XXX.list"
+MERGE_SCRIPT = Path(__file__).resolve().parent.parent / "payload" / "merge_tables.py"
+
+
+@dataclass
+class Analysis:
+    """Everything a command needs to know about one analysis."""
+
+    tree: AnalysisTree
+    grid: GridConfig
+    protopipe: AnalysisConfig
+
+    @classmethod
+    def open(cls, metadata_file: Path) -> Analysis:
+        """Open from ``analysis_metadata.yaml`` (or the analysis folder holding it)."""
+        path = Path(metadata_file)
+        if path.is_dir():
+            path = path / "analysis_metadata.yaml"
+        tree = open_tree(path)
+        grid = load_grid(tree.grid_config)
+        if grid.GRID.home_grid and not tree.grid_home:
+            tree = AnalysisTree(tree.analyses_directory, tree.name, grid.GRID.home_grid,
+                                tree.path_from_home or grid.GRID.outdir)
+        return cls(tree, grid, load_analysis(cls.config_path_of(tree, grid)))
+
+    @staticmethod
+    def config_path_of(tree: AnalysisTree, grid: GridConfig) -> Path:
+        folder = Path(grid.General.config_path) if grid.General.config_path else tree.configs
+        return folder / grid.General.config_file
+
+    @property
+    def config_path(self) -> Path:
+        """protopipe's ``analysis.yaml`` of this analysis."""
+        return self.config_path_of(self.tree, self.grid)
+
+    def store(self) -> Store:
+        return Store(self.tree.state_db)
+
+    def with_home(self, home: str) -> Analysis:
+        """This analysis with the backend's home as grid home, where none is configured."""
+        if self.tree.grid_home:
+            return self
+        tree = AnalysisTree(self.tree.analyses_directory, self.tree.name, home,
+                            self.tree.path_from_home or self.grid.GRID.outdir)
+        return Analysis(tree, self.grid, self.protopipe)
+
+    def config_hashes(self) -> dict[str, str]:
+        """sha256 (first 16 digits) of every configuration file: provenance of each command."""
+        hashes = {}
+        for path in sorted(self.tree.configs.glob("*.yaml")):
+            hashes[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return hashes
+
+    # --- dataset lists ------------------------------------------------------------------------
+    def list_file(self, stage: Stage, particle: Particle) -> Path:
+        """The list file grid.yaml names for this stage and particle."""
+        section = LIST_SECTIONS[stage]
+        key = f"{particle.value}_list"
+        if particle not in STAGE_PARTICLES[stage]:
+            raise InputError(f"particle {particle.value!r} has no {stage.value} stage")
+        value = str(getattr(getattr(self.grid, section), key))
+        if not value or value.endswith(PLACEHOLDER):
+            raise ConfigError(f"{self.tree.grid_config}: {section}.{key} is not set",
+                              "run `protopipe-grid dataset split` or edit grid.yaml")
+        return Path(value)
+
+    def set_list_file(self, stage: Stage, particle: Particle, path: Path) -> bool:
+        """Fill a still-placeholder list entry of grid.yaml (comments kept); True if changed."""
+        section, key = LIST_SECTIONS[stage], f"{particle.value}_list"
+        lines = self.tree.grid_config.read_text().splitlines(keepends=True)
+        current = None
+        changed = False
+        for number, line in enumerate(lines):
+            if re.match(r"^\S.*:\s*$", line):
+                current = line.split(":")[0].strip()
+            elif current == section and re.match(rf"^\s+{key}\s*:", line) and PLACEHOLDER in line:
+                indent = line[: len(line) - len(line.lstrip())]
+                lines[number] = f'{indent}{key}: "{path}"\n'
+                changed = True
+        if changed:
+            partial = self.tree.grid_config.with_name("grid.yaml.part")
+            partial.write_text("".join(lines))
+            partial.replace(self.tree.grid_config)
+            self.grid = load_grid(self.tree.grid_config)
+        return changed
+
+    def method(self, model_type: str) -> str | None:
+        """The model class analysis.yaml names for ``regressor`` or ``classifier`` (or None)."""
+        section = "EnergyRegressor" if model_type == "regressor" else "GammaHadronClassifier"
+        value = ((self.protopipe.model_extra or {}).get(section) or {}).get("method_name")
+        return None if not value or str(value).lower() == "none" else str(value)
+
+    @property
+    def cam_ids(self) -> tuple[str, ...]:
+        return tuple(self.protopipe.General.cam_id_list)
+
+    # --- plans --------------------------------------------------------------------------------
+    def settings(self, stage: Stage, particle: Particle, output_se: str,
+                 **overrides: object) -> PlanSettings:
+        """Plan settings from grid.yaml and analysis.yaml; ``overrides`` win."""
+        grid, general = self.grid.GRID, self.protopipe.General
+        values: dict[str, object] = dict(
+            analysis=general.config_name or self.tree.name,
+            lfn_stage_dir=self.tree.lfn_data_dir(stage, particle),
+            lfn_estimators=self.tree.lfn_estimators,
+            analysis_config=str(self.config_path),
+            cam_ids=self.cam_ids,
+            output_se=grid.output_se or output_se,
+            mode=self.grid.General.mode,
+            files_per_job=grid.n_file_per_job,
+            regressor_method=self.method("regressor"),
+            classifier_method=self.method("classifier"),
+            merge_script=str(MERGE_SCRIPT),
+            cpu_time=grid.cpu_time,
+            banned_sites=tuple(grid.banned_sites),
+            max_jobs=grid.n_jobs_max,
+            force_tailcut_for_extended_cleaning=(
+                self.grid.General.force_tailcut_for_extended_cleaning),
+        )
+        values.update(overrides)
+        return PlanSettings(**values)  # type: ignore[arg-type]
+
+    def plan(self, stage: Stage, particle: Particle, output_se: str,
+             list_file: Path | None = None, **overrides: object) -> list[JobSpec]:
+        """Job specs for one stage and particle, from its list file."""
+        lfns = read_list(list_file or self.list_file(stage, particle))
+        return plan_jobs(stage, particle, lfns, self.settings(stage, particle, output_se,
+                                                              **overrides))
+
+
+def stage_particles(stage: Stage, particles: list[Particle] | None) -> list[Particle]:
+    """The particles asked for, checked against the stage (all of the stage's by default)."""
+    allowed = STAGE_PARTICLES[stage]
+    if not particles:
+        return list(allowed)
+    for particle in particles:
+        if particle not in allowed:
+            raise InputError(f"--particle {particle.value}: not part of the {stage.value} stage",
+                             f"expected one of: {', '.join(p.value for p in allowed)}")
+    return particles

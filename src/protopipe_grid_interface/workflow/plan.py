@@ -1,0 +1,189 @@
+"""The planner: (stage, particle, LFNs, settings) -> a deterministic list of job specs.
+
+A pure function: no I/O, no backend. The same inputs always give the same jobs, names and
+outputs, which is what makes every later command idempotent. Names and files follow the
+original tool: job ``protopipe_<analysis>_TRAINING_energy_gamma_run101-run110``, output
+``TRAINING_energy_gamma_tail_run101-run110.h5``; jobs with several files run protopipe once per
+file and merge the outputs inside the job.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..exceptions import InputError
+from ..models import JobSpec, Particle, Stage
+from ..paths import STAGE_PARTICLES, model_file_name, output_prefix
+
+#: DIRAC's JobDB stores JobName in a VARCHAR(128)
+MAX_JOB_NAME = 128
+RUN_PATTERN = re.compile(r"run(\d+)")
+MERGE_SCRIPT = "merge_tables.py"
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Everything besides the file list that decides what the jobs do."""
+
+    analysis: str
+    lfn_stage_dir: str
+    lfn_estimators: str
+    analysis_config: str
+    cam_ids: tuple[str, ...]
+    output_se: str
+    mode: str = "tail"
+    files_per_job: int = 10
+    regressor_method: str | None = "RandomForestRegressor"
+    classifier_method: str | None = "RandomForestClassifier"
+    merge_script: str = ""
+    cpu_time: int = 6 * 3600
+    banned_sites: tuple[str, ...] = ()
+    max_events: int | None = None
+    max_jobs: int = -1
+    force_tailcut_for_extended_cleaning: bool = False
+    save_images: bool = False
+    tags: tuple[str, ...] = ()
+
+
+def run_token(lfn: str, index: int) -> str:
+    """``run101`` for ``gamma_20deg_0deg_run101___cta-prod3_...simtel.gz``, else ``file<index>``."""
+    name = posixpath.basename(lfn)
+    fields = name.split("_")
+    if len(fields) > 3 and fields[3].startswith("run"):
+        return fields[3]
+    found = RUN_PATTERN.search(name)
+    return f"run{found.group(1)}" if found else f"file{index}"
+
+
+def model_inputs(stage: Stage, settings: PlanSettings) -> tuple[str, ...]:
+    """Model and model-config LFNs a job needs as input data."""
+    wanted: list[tuple[str, str | None]] = []
+    if stage is Stage.TRAINING_CLASSIFICATION:
+        wanted = [("regressor", settings.regressor_method)]
+    elif stage is Stage.DL2:
+        wanted = [("regressor", settings.regressor_method),
+                  ("classifier", settings.classifier_method)]
+    lfns: list[str] = []
+    for model_type, method in wanted:
+        if not method or method.lower() == "none":
+            continue
+        lfns.append(posixpath.join(settings.lfn_estimators, f"{method}.yaml"))
+        lfns += [posixpath.join(settings.lfn_estimators, model_file_name(model_type, cam, method))
+                 for cam in settings.cam_ids]
+    return tuple(lfns)
+
+
+def protopipe_step(stage: Stage, settings: PlanSettings, outfile: str, infile: str
+                   ) -> tuple[str, ...]:
+    """The protopipe command for one input file, with the original tool's arguments."""
+    config = posixpath.basename(settings.analysis_config)
+    common = ("--config_file", config, "--outfile", outfile, "--indir", "./",
+              "--infile_list", infile)
+    if settings.max_events is not None:
+        common += ("--max_events", str(settings.max_events))
+    common += (f"--{settings.mode}",)
+    regressor: tuple[str, ...] = ()
+    if settings.regressor_method and settings.regressor_method.lower() != "none":
+        regressor = ("--regressor_config", f"{settings.regressor_method}.yaml",
+                     "--regressor_dir", "./")
+    if stage is Stage.DL2:
+        classifier: tuple[str, ...] = ()
+        if settings.classifier_method and settings.classifier_method.lower() != "none":
+            classifier = ("--classifier_config", f"{settings.classifier_method}.yaml",
+                          "--classifier_dir", "./")
+        step = ("protopipe-DL2", *common, *regressor, *classifier)
+        if settings.force_tailcut_for_extended_cleaning:
+            step += ("--force_tailcut_for_extended_cleaning",)
+    else:
+        estimate = stage is Stage.TRAINING_CLASSIFICATION
+        step = ("protopipe-TRAINING", *common)
+        if estimate:
+            step += ("--estimate_energy", "True", *regressor)
+    step += ("--cam_ids", *settings.cam_ids)
+    if settings.save_images:
+        step += ("--save_images",)
+    return step
+
+
+def output_name(stage: Stage, particle: Particle, mode: str, token: str) -> str:
+    """``TRAINING_energy_gamma_tail_run101.h5`` / ``DL2_gamma_tail_run101-run110.h5``."""
+    return f"{output_prefix(stage)}_{particle.value}_{mode}_{token}.h5"
+
+
+def job_name(stage: Stage, particle: Particle, analysis: str, token: str) -> str:
+    """``protopipe_<analysis>_TRAINING_energy_<particle>_<token>`` (``_DL2_`` for DL2)."""
+    return f"protopipe_{analysis}_{output_prefix(stage)}_{particle.value}_{token}"
+
+
+def plan_jobs(
+    stage: Stage, particle: Particle, lfns: Sequence[str], settings: PlanSettings
+) -> list[JobSpec]:
+    """Group ``lfns`` into jobs of ``settings.files_per_job`` files; see the module docstring."""
+    if particle not in STAGE_PARTICLES[stage]:
+        allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
+        raise InputError(f"particle {particle.value!r} has no {stage.value} stage",
+                         f"expected one of: {allowed}")
+    if settings.files_per_job <= 0:
+        raise InputError(f"files per job must be positive, got {settings.files_per_job}")
+    if not settings.cam_ids:
+        raise InputError("no camera types: set General.cam_id_list in analysis.yaml")
+    if stage is not Stage.TRAINING_ENERGY and not model_inputs(stage, settings):
+        raise InputError(f"the {stage.value} stage needs models: set EnergyRegressor."
+                         "method_name in analysis.yaml")
+    if len(set(lfns)) != len(lfns):
+        duplicate = next(lfn for lfn, n in Counter(lfns).items() if n > 1)
+        raise InputError(f"duplicate input LFN {duplicate}")
+
+    models = model_inputs(stage, settings)
+    sandbox = tuple(p for p in (settings.analysis_config, settings.merge_script) if p)
+    size = settings.files_per_job
+    bunches = [lfns[i:i + size] for i in range(0, len(lfns), size)]
+    if settings.max_jobs > 0:
+        bunches = bunches[:settings.max_jobs]
+    tokens = []
+    for index, bunch in enumerate(bunches):
+        first = run_token(bunch[0], index * size)
+        last = run_token(bunch[-1], index * size + len(bunch) - 1)
+        tokens.append(first if len(bunch) == 1 else f"{first}-{last}")
+    repeated = {t for t, n in Counter(tokens).items() if n > 1}
+    tokens = [f"{t}_j{i}" if t in repeated else t for i, t in enumerate(tokens)]
+
+    specs: list[JobSpec] = []
+    for bunch, token in zip(bunches, tokens, strict=True):
+        name = job_name(stage, particle, settings.analysis, token)
+        if len(name) > MAX_JOB_NAME:
+            raise InputError(f"job name {name!r} is {len(name)} characters long",
+                             f"DIRAC accepts at most {MAX_JOB_NAME}: shorten the analysis name")
+        final = output_name(stage, particle, settings.mode, token)
+        steps: list[tuple[str, ...]] = []
+        if len(bunch) == 1:
+            steps.append(protopipe_step(stage, settings, final, posixpath.basename(bunch[0])))
+        else:
+            parts = []
+            for offset, lfn in enumerate(bunch):
+                part = output_name(stage, particle, settings.mode,
+                                   run_token(lfn, offset) + f"_part{offset}")
+                parts.append(part)
+                steps.append(protopipe_step(stage, settings, part, posixpath.basename(lfn)))
+            steps.append(("python", MERGE_SCRIPT, "-o", final, *parts))
+        specs.append(JobSpec(
+            name=name,
+            analysis=settings.analysis,
+            stage=stage,
+            particle=particle,
+            input_lfns=tuple(bunch),
+            steps=tuple(steps),
+            output_file=final,
+            output_lfn=posixpath.join(settings.lfn_stage_dir, final),
+            output_se=settings.output_se,
+            input_sandbox=sandbox,
+            input_data=models,
+            cpu_time=settings.cpu_time,
+            banned_sites=settings.banned_sites,
+            tags=settings.tags,
+        ))
+    return specs

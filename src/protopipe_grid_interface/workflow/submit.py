@@ -1,0 +1,107 @@
+"""Submit planned jobs: never a duplicate, never a job whose output already exists.
+
+Order of work for each call:
+
+1. record the specs in the store (new ones as ``Planned``);
+2. recover jobs left ``Submitting`` by an interrupted run (look their names up on the backend);
+3. skip jobs whose output LFN is already in the catalog (``Done``, not run again);
+4. submit the rest in chunks: ``Submitting`` is committed before the backend call and the ids
+   right after it, so a kill at any point is recovered by step 2 on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..backends.base import Backend
+from ..iterutils import chunked
+from ..models import RESUBMITTABLE_STATES, JobSpec, JobStatus
+from ..store import JobRecord, Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class SubmitReport:
+    """What one submission did."""
+
+    planned: int = 0
+    recovered: int = 0
+    skipped_existing: int = 0
+    already_submitted: int = 0
+    submitted: list[tuple[str, int]] = field(default_factory=list)
+
+
+def recover_interrupted(store: Store, backend: Backend) -> int:
+    """Adopt jobs a killed submission created on the backend; requeue the others."""
+    pending = store.jobs(statuses=[JobStatus.SUBMITTING])
+    if not pending:
+        return 0
+    names = [r.name for r in pending]
+    known = store.known_backend_ids(names)
+    found = backend.find_jobs(names)
+    adopted: list[tuple[str, int]] = []
+    for record in pending:
+        fresh = [i for i in found.get(record.name, []) if i not in known]
+        if fresh:
+            adopted.append((record.name, max(fresh)))
+            extra = [i for i in fresh if i != max(fresh)]
+            if extra:
+                log.warning("job %s exists %d times on the backend; killing the extra ones",
+                            record.name, len(fresh))
+                backend.kill(extra)
+    store.mark_submitted(backend.name, adopted)
+    adopted_names = {name for name, _ in adopted}
+    store.mark_planned([n for n in names if n not in adopted_names], "submission interrupted")
+    return len(adopted)
+
+
+def to_submit(store: Store, specs: Sequence[JobSpec]) -> list[JobRecord]:
+    """The planned jobs among ``specs``."""
+    return store.jobs(statuses=[JobStatus.PLANNED], names=[s.name for s in specs])
+
+
+def submit(
+    store: Store,
+    backend: Backend,
+    specs: Sequence[JobSpec],
+    chunk_size: int = 100,
+    progress: Progress | None = None,
+) -> SubmitReport:
+    """Submit every job of ``specs`` that is not submitted yet; see the module docstring."""
+    report = SubmitReport()
+    report.planned, _ = store.add_planned(specs)
+    report.recovered = recover_interrupted(store, backend)
+    todo = to_submit(store, specs)
+    report.already_submitted = len(specs) - len(todo)
+
+    present = backend.metadata([r.spec.output_lfn for r in todo])
+    if present:
+        skipped = [(r.name, present[r.spec.output_lfn].size, present[r.spec.output_lfn].checksum)
+                   for r in todo if r.spec.output_lfn in present]
+        store.mark_output_present(skipped)
+        report.skipped_existing = len(skipped)
+        todo = [r for r in todo if r.spec.output_lfn not in present]
+
+    for chunk in chunked(todo, chunk_size):
+        names = [r.name for r in chunk]
+        store.mark_submitting(names)
+        ids = backend.submit([r.spec for r in chunk])
+        pairs = list(zip(names, ids, strict=True))
+        store.mark_submitted(backend.name, pairs)
+        report.submitted += pairs
+        if progress:
+            progress(len(chunk))
+    return report
+
+
+def requeue_failed(store: Store, names: Sequence[str] | None = None) -> list[str]:
+    """Put Failed, Killed and Deleted jobs back to ``Planned``, ready to be submitted again."""
+    records = store.jobs(statuses=RESUBMITTABLE_STATES, names=names)
+    chosen = [r.name for r in records]
+    store.mark_planned(chosen, "resubmission requested")
+    return chosen

@@ -1,0 +1,91 @@
+"""Create an analysis: folders, metadata and filled configuration templates.
+
+Does what ``protopipe-CREATE_ANALYSIS`` did: ``shared_folder/{analyses,productions}``, the
+analysis tree, ``analysis_metadata.yaml``, ``configs/grid.yaml`` from our template and every
+``*.yaml`` of protopipe's installed example configs with ``ANALYSES_DIRECTORY`` and
+``ANALYSIS_NAME`` filled in. Nothing existing is overwritten without ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+
+from ..config import AnalysisMetadata, load_metadata
+from ..exceptions import InputError
+from ..paths import STANDARD_TREE, AnalysisTree, create_paths
+
+
+def fill(text: str, replacements: Mapping[str, str]) -> str:
+    """Replace each placeholder, in order, then expand environment variables (as the original)."""
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return os.path.expandvars(text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def create_analysis(
+    output_path: Path,
+    name: str,
+    templates: Path | None,
+    workflow_tree: Mapping[str, object] | None = None,
+    grid_is_dirac: bool = False,
+    grid_home: str = "",
+    path_from_home: str = "",
+    overwrite: bool = False,
+) -> AnalysisTree:
+    """Create the analysis ``name`` under ``<output_path>/shared_folder/analyses``."""
+    output_path = Path(output_path).resolve()
+    shared = output_path / "shared_folder"
+    analyses = shared / "analyses"
+    metadata = AnalysisMetadata(
+        analyses_directory=str(analyses), analysis_name=name, grid_is_dirac=grid_is_dirac,
+        grid_home=grid_home, path_from_home=path_from_home,
+    )
+    tree = AnalysisTree(analyses, name, grid_home, path_from_home)
+    if tree.root.exists() and not overwrite:
+        raise InputError(f"{tree.root}: analysis already exists",
+                         "use --overwrite-analysis to fill it again")
+    if templates is not None and not Path(templates).is_dir():
+        raise InputError(f"{templates}: protopipe example configuration folder not found")
+    folders = create_paths(workflow_tree if workflow_tree is not None else STANDARD_TREE)
+
+    for folder in (shared, analyses, shared / "productions", tree.root):
+        folder.mkdir(parents=True, exist_ok=True)
+    for relative in folders:
+        (tree.root / relative).mkdir(parents=True, exist_ok=True)
+    tree.configs.mkdir(exist_ok=True)
+
+    user_name = grid_home.rstrip("/").split("/")[-1] if grid_home else ""
+    grid_template = files("protopipe_grid_interface").joinpath("data/grid.yaml").read_text()
+    write_atomic(tree.grid_config, fill(grid_template, {
+        "ANALYSIS_NAME": name,
+        "LOCAL": str(output_path),
+        'user_name: ""': f'user_name: "{user_name}"',
+        'home_grid: ""': f'home_grid: "{grid_home}"',
+        'outdir: ""': f'outdir: "{path_from_home}"',
+    }))
+    if templates is not None:
+        for template in sorted(Path(templates).glob("*.yaml")):
+            write_atomic(tree.configs / template.name, fill(template.read_text(), {
+                "ANALYSES_DIRECTORY": str(analyses),
+                "ANALYSIS_NAME": name,
+            }))
+    write_atomic(tree.metadata_file, yaml.safe_dump(metadata.dump()))
+    return tree
+
+
+def open_tree(metadata_file: Path) -> AnalysisTree:
+    """The tree of an existing analysis, from its ``analysis_metadata.yaml``."""
+    metadata = load_metadata(metadata_file)
+    return AnalysisTree(Path(metadata.analyses_directory), metadata.analysis_name,
+                        metadata.grid_home, metadata.path_from_home)
