@@ -431,8 +431,27 @@ def files_filter_replicas(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo --------------------------------------------------------------------------------------
+# --- demo ---------------------------------------------------------------------------------------
 def demo(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.table import Table
+
     from ..workflow import demo as demo_workflow
 
-    return demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh, console)
+    start = time.monotonic()
+    result = demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh,
+                               lambda text: console.print(text, markup=False, soft_wrap=True))
+    store = result.analysis.store()
+    try:
+        render.status_table(store.jobs())
+    finally:
+        store.close()
+    table = Table(title="outputs")
+    table.add_column("what")
+    table.add_column("where", overflow="fold")
+    for what, path in result.outputs.items():
+        table.add_row(what, str(path))
+    console.print(table)
+    console.print(f"demo finished in {time.monotonic() - start:.0f} s", markup=False)
+    return 0

@@ -26,9 +26,11 @@ copy of a random real row of that table with:
     the true and reconstructed energies and to the image intensities, so that intensity
     keeps tracking energy.
 With --as-background the rows become a crude, distinguishable hadron stand-in: hillas
-width and length are widened, the true direction is made diffuse (uniform within
---diffuse-radius of the pointing, the reconstructed direction moved along with it),
-gammaness (DL2) is scaled down by a Beta(1.2, 3) factor, and true shower primary id
+width and length are widened, gammaness (DL2) is scaled down by a Beta(1.2, 3) factor
+(the real input only has gammas, so the classifier calls everything a gamma), except for
+a --gamma-like-fraction of the rows (default 5%) that keep their gamma-like shape and
+gammaness; the true direction is made diffuse (uniform within --diffuse-radius of the
+pointing, the reconstructed direction moved along with it); true shower primary id
 columns, if present (not in protopipe 0.5.0 tables), are set to --primary-id.
 
 Root attributes are copied from the first input (shower_reuse must agree). num_showers
@@ -90,9 +92,12 @@ def move_deg(alt, az, dist, bearing):
 
 def read_inputs(paths):
     """Concatenate the tables of all inputs; return (tables, attrs, n_showers_in)."""
-    data, dtypes, attrs, num_showers = {}, {}, None, 0
+    data, dtypes, attrs, num_showers, kinds = {}, {}, None, 0, {}
     for path in paths:
         with tables.open_file(path, mode="r") as h5:
+            kinds.setdefault("DL2" if "/reco_events" in h5 else "TRAINING", path)
+            if len(kinds) > 1:
+                raise EnlargeError("cannot mix DL2 and TRAINING files (%s, %s)" % tuple(kinds.values()))
             a = dict((k, h5.root._v_attrs[k]) for k in h5.root._v_attrs._f_list("user"))
             if attrs is None:
                 attrs = a
@@ -126,20 +131,23 @@ def enlarge_table(src, n, rng, args, next_event_id):
         col[name] = col[name] * scale
 
     # small jitter on the other continuous columns
-    for name in set(col) - NOT_JITTERED:
+    for name in [c for c in names if c in col and c not in NOT_JITTERED]:  # fixed order: reproducible
         if name in ADDITIVE_DEG:
             col[name] = col[name] + rng.normal(0.0, 100 * args.jitter, n)
         else:
             col[name] = col[name] * (1.0 + rng.normal(0.0, args.jitter, n))
 
     if args.as_background:
+        # a fraction of the rows stays gamma-like (shape, gammaness), as real hadrons sometimes do
+        hadron_like = rng.uniform(0.0, 1.0, n) >= args.gamma_like_fraction
         for pre in ("hillas_width", "hillas_length"):
             widen = rng.uniform(1.5, 2.5, n) if pre == "hillas_width" else rng.uniform(1.2, 1.8, n)
+            widen = np.where(hadron_like, widen, 1.0)
             for name in (pre, pre + "_reco"):
                 if name in col:
                     col[name] = col[name] * widen
         if "gammaness" in col:
-            col["gammaness"] = col["gammaness"] * rng.beta(1.2, 3.0, n)
+            col["gammaness"] = col["gammaness"] * np.where(hadron_like, rng.beta(1.2, 3.0, n), 1.0)
         for name in PRIMARY_ID:
             if name in names:
                 out[name] = args.primary_id
@@ -214,6 +222,8 @@ def main(argv=None):
                    help="energy scale 10**U(-s,s), s in decades (default 0.5; 0 = off)")
     p.add_argument("--diffuse-radius", type=float, default=10.0,
                    help="--as-background: true directions within this radius in deg (default 10)")
+    p.add_argument("--gamma-like-fraction", type=float, default=0.05,
+                   help="--as-background: fraction of rows left gamma-like (default 0.05)")
     p.add_argument("--primary-id", type=int, default=101,
                    help="--as-background: value for true shower primary id columns (default 101)")
     p.add_argument("--n-runs", type=int, default=0,

@@ -55,6 +55,7 @@ def merge(out_path, in_paths):
     try:
         first_attrs = None  # root attributes of the first merged input
         first_file = None
+        first_kind = None  # "DL2" (has /reco_events) or "TRAINING"
         num_showers = 0
         seen_dtype = {}  # table path -> (dtype, file that defined it)
         obs_ids = set()  # obs_ids of earlier inputs (for a warning)
@@ -63,7 +64,10 @@ def merge(out_path, in_paths):
             try:
                 h5 = tables.open_file(path, mode="r")
             except Exception as exc:  # HDF5ExtError, OSError, ValueError ...
-                note("skipping %s: unreadable (%s)" % (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+                why = "empty file" if os.path.isfile(path) and os.path.getsize(path) == 0 else (
+                    lines[-1] if lines else type(exc).__name__)
+                note("skipping %s: unreadable (%s)" % (path, why))
                 continue
             try:
                 attrs = root_attrs(h5)
@@ -79,6 +83,11 @@ def merge(out_path, in_paths):
                     )
                 num_showers += int(attrs["num_showers"])
                 merged += 1
+                kind = "DL2" if "/reco_events" in h5 else "TRAINING"
+                if first_kind is None:
+                    first_kind = kind
+                elif kind != first_kind:
+                    raise MergeError("%s is a %s file, %s is a %s file" % (path, kind, first_file, first_kind))
                 n_rows = 0
                 these_obs_ids = set()
                 for tab in h5.walk_nodes("/", "Table"):

@@ -1,0 +1,212 @@
+"""A whole protopipe analysis on the local backend, with real protopipe on real files.
+
+Only one real Prod3 Paranal file fits one analysis configuration offline (9 gamma events), and
+there is no proton or electron simulation: the demo registers copies of that file as a small
+production with realistic LFNs, standing in for protons and electrons too. Training models and
+computing IRFs need more events than that: before those two local steps the demo enlarges the
+merged real tables by resampling (``payload/enlarge_tables.py``), and says so. Every grid stage
+runs real protopipe on real files; the enlarged tables are a demo aid, not physics.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..backends.local import LocalBackend
+from ..exceptions import InputError
+from ..models import JobStatus, Particle, Stage
+from ..paths import STAGE_PARTICLES, merged_file_name
+from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
+from . import collect, local_steps, submit, track, upload
+from .analysis import Analysis
+from .split import write_split
+from .tree import create_analysis
+
+Say = Callable[[str], None]
+
+NAME = "demo"
+SOURCE_FILE = "gamma_test.simtel.gz"
+PRODUCTION = "/vo.cta.in2p3.fr/MC/PROD3/Paranal/{particle}/sim_telarray/demo/Data/000xxx"
+FILE_NAME = "{particle}_20deg_0deg_run{run}___cta-prod3-demo_desert-2150m-Paranal-merged.simtel.gz"
+FILES = {Particle.GAMMA: 10, Particle.PROTON: 5, Particle.ELECTRON: 3}
+FIRST_RUN = {Particle.GAMMA: 101, Particle.PROTON: 201, Particle.ELECTRON: 301}
+FILES_PER_JOB = 4
+ANALYSIS_FILL = {
+    "production": "Prod3b",
+    "site": "south",
+    "array": list(range(1, 29)),  # LSTs and MSTs of this Paranal file (no ASTRI: it crashes)
+    "cam_id_list": ["LSTCam", "NectarCam"],
+}
+ENLARGED_ROWS = 3000
+JOB_TIMEOUT = 1200.0
+
+
+@dataclass
+class DemoResult:
+    """What the demo made, for the closing summary."""
+
+    analysis: Analysis
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def fill_configs(analysis_dir: Path) -> None:
+    """Fill what protopipe's templates leave to the user, for the demo's Paranal file."""
+    configs = analysis_dir / "configs"
+    config = yaml.safe_load((configs / "analysis.yaml").read_text())
+    config["General"].update(ANALYSIS_FILL)
+    (configs / "analysis.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for name in ("RandomForestRegressor.yaml", "RandomForestClassifier.yaml"):
+        model = yaml.safe_load((configs / name).read_text())
+        model["General"]["cam_id_list"] = ANALYSIS_FILL["cam_id_list"]
+        (configs / name).write_text(yaml.safe_dump(model, sort_keys=False))
+    grid = (configs / "grid.yaml").read_text()
+    grid = grid.replace("n_file_per_job: 10", f"n_file_per_job: {FILES_PER_JOB}")
+    grid = grid.replace('upload_sites: ["CC-IN2P3-USER", "DESY-ZN-USER", "CNAF-USER", '
+                        '"CEA-USER"]', 'upload_sites: ["LOCAL-SE", "LOCAL-SE2"]')
+    grid = grid.replace('banned_sites: ["LCG.CPPM.fr"]', "banned_sites: []")
+    (configs / "grid.yaml").write_text(grid)
+
+
+def register_production(backend: LocalBackend, source: Path, lists: Path, say: Say
+                        ) -> dict[Particle, Path]:
+    """Register copies of the real file as a production; write one list file per particle."""
+    files = {}
+    report = upload.UploadReport()
+    for particle, count in FILES.items():
+        lfns = []
+        for run in range(FIRST_RUN[particle], FIRST_RUN[particle] + count):
+            lfn = (PRODUCTION.format(particle=particle.value) + "/" +
+                   FILE_NAME.format(particle=particle.value, run=run))
+            upload.upload_file(backend, source, lfn, backend.ses[run % 2], report)
+            lfns.append(lfn)
+        path = lists / f"{particle.value}.list"
+        path.write_text("".join(f"{lfn}\n" for lfn in lfns))
+        files[particle] = path
+    say(f"production: {sum(FILES.values())} LFNs registered ({len(report.uploaded)} new), each "
+        f"a copy of the real {source.name}; protons and electrons are gamma files standing in")
+    return files
+
+
+def grid_stage(analysis: Analysis, backend: LocalBackend, stage: Stage, say: Say) -> None:
+    """Submit a stage for all its particles, wait, download and merge."""
+    store = analysis.store()
+    try:
+        specs = [spec for particle in STAGE_PARTICLES[stage]
+                 for spec in analysis.plan(stage, particle, backend.ses[0])]
+        report = submit.submit(store, backend, specs)
+        say(f"{stage.value}: {len(specs)} jobs planned, {len(report.submitted)} submitted, "
+            f"{report.skipped_existing} skipped (output exists), "
+            f"{report.already_submitted} already submitted")
+        records = track.wait(store, backend, [s.name for s in specs], timeout=JOB_TIMEOUT)
+        failed = [r for r in records if r.status != JobStatus.DONE]
+        if failed:
+            tail = backend.job_log(failed[0].backend_id or 0).strip().splitlines()[-1:]
+            raise InputError(f"{len(failed)} {stage.value} job(s) did not finish: "
+                             f"{failed[0].name} {failed[0].status.value} "
+                             f"({failed[0].application_status}) {tail}")
+        for particle in STAGE_PARTICLES[stage]:
+            remote = backend.list_directory(analysis.tree.lfn_data_dir(stage, particle))
+            outdir = analysis.tree.data_dir(stage, particle)
+            got = collect.download(backend, remote, outdir, store)
+            if got.failed:
+                raise InputError(f"download failed: {next(iter(got.failed.values()))}")
+            target = outdir / merged_file_name(stage, particle, analysis.grid.General.mode)
+            inputs = sorted(p for p in got.files if p.name != target.name)
+            merged, showers = collect.merge(inputs, target, overwrite=True)
+            say(f"  {particle.value}: {len(got.fetched)} downloaded (adler32 verified), "
+                f"{merged} merged -> {target.name} ({showers} showers)")
+    finally:
+        store.close()
+
+
+def enlarged(env: Path, merged: Path, seed: int, as_background: bool, say: Say,
+             extra: tuple[str, ...] = ()) -> Path:
+    output = merged.with_name(merged.name.replace("_merged", "_enlarged"))
+    local_steps.enlarge(env, [merged], output, ENLARGED_ROWS, seed, as_background, extra)
+    kind = "a proton-like stand-in" if as_background else "resampled"
+    say(f"  NOTE: {merged.name} enlarged to {ENLARGED_ROWS} rows per table ({kind}) -> "
+        f"{output.name}: a demo aid, not physics")
+    return output
+
+
+def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say
+        ) -> DemoResult:
+    """Run the whole demo in ``workdir``; resumable: a second run reuses what is done."""
+    env = check_payload_env(payload_env or default_payload_env())
+    source = (data or default_demo_data()) / SOURCE_FILE
+    if not source.is_file():
+        raise InputError(f"{source}: demo data not found", "run scripts/install-payload.sh")
+    workdir = workdir.resolve()
+    if fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    backend = LocalBackend(workdir / "local-grid", payload_env=env)
+    analyses = workdir / "shared_folder" / "analyses"
+    if not (analyses / NAME / "analysis_metadata.yaml").exists():
+        tree = create_analysis(workdir, NAME, example_configs(env), grid_home=backend.home(),
+                               grid_is_dirac=False, overwrite=True)
+        fill_configs(tree.root)
+        say(f"analysis created: {tree.root}")
+    analysis = Analysis.open(analyses / NAME)
+    lists = register_production(backend, source, analysis.tree.simtel_lists, say)
+
+    stage_lists = {}
+    for particle, fractions in ((Particle.GAMMA, (10, 10, 80)), (Particle.PROTON, (40, 60)),
+                                (Particle.ELECTRON, (100,))):
+        written = write_split(lists[particle], particle, fractions, analysis.tree.simtel_lists)
+        stage_lists[particle] = written
+        say(f"split {lists[particle].name}: " + ", ".join(
+            f"{path.name} ({n})" for path, n in written.items()))
+    suffixes = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
+                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
+                "_PERFORMANCE": Stage.DL2}
+    for particle, written in stage_lists.items():
+        for path in written:
+            for suffix, stage in suffixes.items():
+                if path.stem.endswith(suffix):
+                    analysis.set_list_file(stage, particle, path)
+
+    mode = analysis.grid.General.mode
+    tree = analysis.tree
+    result = DemoResult(analysis)
+    ses = backend.storage_elements()
+
+    grid_stage(analysis, backend, Stage.TRAINING_ENERGY, say)
+    energy = tree.data_dir(Stage.TRAINING_ENERGY, Particle.GAMMA) / merged_file_name(
+        Stage.TRAINING_ENERGY, Particle.GAMMA, mode)
+    signal = enlarged(env, energy, 1, False, say)
+    models = local_steps.build_model(analysis, "regressor", env, signal=signal)
+    say(f"energy regressor (protopipe-MODEL): {', '.join(p.name for p in models)}")
+    method = analysis.method("regressor") or ""
+    report = upload.upload_models(backend, tree, "regressor", method, analysis.cam_ids, ses)
+    say(f"regressor uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "
+        f"({len(report.uploaded)} new file(s))")
+
+    grid_stage(analysis, backend, Stage.TRAINING_CLASSIFICATION, say)
+    stage = Stage.TRAINING_CLASSIFICATION
+    gammas = enlarged(env, tree.data_dir(stage, Particle.GAMMA) / merged_file_name(
+        stage, Particle.GAMMA, mode), 2, False, say)
+    protons = enlarged(env, tree.data_dir(stage, Particle.PROTON) / merged_file_name(
+        stage, Particle.PROTON, mode), 3, True, say)
+    models = local_steps.build_model(analysis, "classifier", env, signal=gammas,
+                                     background=protons)
+    say(f"classifier (protopipe-MODEL): {', '.join(p.name for p in models)}")
+    method = analysis.method("classifier") or ""
+    report = upload.upload_models(backend, tree, "classifier", method, analysis.cam_ids, ses)
+    say(f"classifier uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "
+        f"({len(report.uploaded)} new file(s))")
+
+    grid_stage(analysis, backend, Stage.DL2, say)
+    for seed, particle in enumerate(Particle, start=4):
+        merged = tree.data_dir(Stage.DL2, particle) / merged_file_name(Stage.DL2, particle, mode)
+        enlarged(env, merged, seed, particle is not Particle.GAMMA, say)
+    irf = local_steps.make_performance(analysis, env, template="DL2_{}_{}_enlarged.h5",
+                                       name="performance_demo")
+    say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
+    result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db,
+                      "local grid": backend.root}
+    return result

@@ -1,0 +1,109 @@
+"""Stages that run on this machine in the payload environment: models and performance.
+
+``protopipe-MODEL`` trains the energy regressor or the gamma/hadron classifier from the merged
+TRAINING files; ``protopipe-DL3-EventDisplay`` computes the IRFs from the merged DL2 files.
+Both get their inputs and outputs as arguments, so the configuration files stay as the user
+wrote them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..exceptions import InputError, PayloadError
+from ..models import Particle, Stage
+from ..paths import merged_file_name, model_file_name
+from .analysis import Analysis
+
+PAYLOAD_SCRIPTS = Path(__file__).resolve().parent.parent / "payload"
+
+
+def run_payload(env: Path, argv: Sequence[str], log: Path, cwd: Path | None = None) -> None:
+    """Run one payload command with its output in ``log``; a failure names the log."""
+    program = Path(env) / "bin" / argv[0]
+    if not program.exists():
+        raise InputError(f"payload environment {env}: bin/{argv[0]} not found",
+                         "run scripts/install-payload.sh or pass --payload-env")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as stream:
+        code = subprocess.run(  # noqa: S603 - argument list
+            [str(program), *argv[1:]], stdout=stream, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, cwd=cwd, check=False,
+        ).returncode
+    if code != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        raise PayloadError(f"{argv[0]} exited with status {code}: {tail[0][:200]}",
+                           f"full log: {log}")
+
+
+def build_model(
+    analysis: Analysis,
+    model_type: str,
+    env: Path,
+    signal: Path | None = None,
+    background: Path | None = None,
+) -> list[Path]:
+    """Train a model with ``protopipe-MODEL``; return the per-camera model files."""
+    method = analysis.method(model_type)
+    if not method:
+        raise InputError(f"analysis.yaml sets no method_name for the {model_type}")
+    tree = analysis.tree
+    mode = analysis.grid.General.mode
+    stage = Stage.TRAINING_ENERGY if model_type == "regressor" else Stage.TRAINING_CLASSIFICATION
+    signal = signal or tree.data_dir(stage, Particle.GAMMA) / merged_file_name(
+        stage, Particle.GAMMA, mode)
+    config = tree.configs / f"{method}.yaml"
+    outdir = tree.estimator_dir(model_type)
+    argv = ["protopipe-MODEL", "--config_file", str(config), f"--{mode}",
+            "--indir_signal", str(signal.parent), "--infile_signal", signal.name,
+            "-o", str(outdir), "--cameras_from_file"]
+    if model_type == "classifier":
+        background = background or tree.data_dir(stage, Particle.PROTON) / merged_file_name(
+            stage, Particle.PROTON, mode)
+        argv += ["--indir_background", str(background.parent),
+                 "--infile_background", background.name]
+    for path in (config, signal, background):
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: not found", "download and merge the training data first")
+    run_payload(env, argv, outdir / f"protopipe-MODEL_{model_type}.log")
+    files = [outdir / model_file_name(model_type, cam, method) for cam in analysis.cam_ids]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise PayloadError(f"protopipe-MODEL wrote no {missing[0]}",
+                           "check General.cam_id_list in analysis.yaml")
+    return files
+
+
+def make_performance(analysis: Analysis, env: Path, template: str = "DL2_{}_{}_merged.h5",
+                     name: str = "performance") -> Path:
+    """IRFs from the merged DL2 files with ``protopipe-DL3-EventDisplay``."""
+    tree = analysis.tree
+    mode = analysis.grid.General.mode
+    config = tree.configs / "performance.yaml"
+    for particle in Particle:
+        path = tree.data_dir(Stage.DL2, particle) / template.format(mode, particle.value)
+        if not path.is_file():
+            raise InputError(f"{path}: not found", "download and merge the DL2 data first")
+    argv = ["protopipe-DL3-EventDisplay", "--config_file", str(config), f"--{mode}",
+            "--indir_parent", str(tree.root / "data" / "DL2"),
+            "--indir_gamma", "gamma", "--indir_proton", "proton", "--indir_electron", "electron",
+            "--template_input_file", template, "--outdir_path", str(tree.dl3),
+            "--out_file_name", name]
+    run_payload(env, argv, tree.dl3 / "protopipe-DL3-EventDisplay.log")
+    output = tree.dl3 / f"{name}.fits.gz"
+    if not output.is_file():
+        raise PayloadError(f"protopipe-DL3-EventDisplay wrote no {output}")
+    return output
+
+
+def enlarge(env: Path, inputs: Sequence[Path], output: Path, rows: int, seed: int,
+            as_background: bool = False, extra: Sequence[str] = ()) -> Path:
+    """Resample thin real tables into a bigger file of the same layout (a demo aid)."""
+    argv = ["python", str(PAYLOAD_SCRIPTS / "enlarge_tables.py"), "-o", str(output),
+            "--n", str(rows), "--seed", str(seed), *extra]
+    if as_background:
+        argv.append("--as-background")
+    run_payload(env, [*argv, *map(str, inputs)], output.with_suffix(".log"))
+    return output

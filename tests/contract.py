@@ -1,0 +1,404 @@
+"""The behaviour every backend must show; each backend's test module subclasses this suite.
+
+``BackendContract`` has no ``Test`` prefix, so pytest does not collect it on its own. A backend's
+test module does::
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        def backend(self, tmp_path):
+            yield MyBackend(...)
+
+and may override ``python_step`` when ``python`` is not what runs code in its payload
+environment. Everything a test creates lives under a fresh LFN folder (``lfn_dir``) and uses
+fresh job names, so the suite can run against a persistent backend (a real DIRAC) as well;
+files are removed again at teardown.
+
+Job tests run real jobs: steps are ``python -c ...`` commands run in the backend's payload
+environment. Waits are bounded (``wait_final``), so a broken backend fails, never hangs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from protopipe_grid_interface.backends.base import Backend
+from protopipe_grid_interface.checksums import adler32
+from protopipe_grid_interface.exceptions import BackendError, PipelineError
+from protopipe_grid_interface.models import JobSpec, JobState, JobStatus, Particle, Stage
+
+POLL_SECONDS = 0.1
+#: statuses in which a job's steps may be executing
+STARTED = frozenset({JobStatus.RUNNING, JobStatus.COMPLETING})
+
+
+def wait_final(backend: Backend, ids: Sequence[int], timeout: float = 60.0
+               ) -> dict[int, JobState]:
+    """Poll ``backend.status`` until every job is final; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = backend.status(ids)
+        if set(states) == set(ids) and all(s.status.is_final for s in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs not final after {timeout} s: {states}")
+        time.sleep(POLL_SECONDS)
+
+
+def wait_status(backend: Backend, job_id: int, wanted: frozenset[JobStatus] | set[JobStatus],
+                timeout: float = 30.0) -> JobState:
+    """Poll until the job is in one of ``wanted``; fail if it goes final elsewhere or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = backend.status([job_id]).get(job_id)
+        if state is not None and state.status in wanted:
+            return state
+        if state is not None and state.status.is_final:
+            raise AssertionError(f"job {job_id} ended {state} while waiting for {set(wanted)}; "
+                                 f"log:\n{backend.job_log(job_id)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} not in {set(wanted)} after {timeout} s: {state}")
+        time.sleep(POLL_SECONDS)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+class BackendContract:
+    """Contract tests; subclasses provide the ``backend`` fixture."""
+
+    # --- fixtures subclasses provide or may override --------------------------------------------
+    @pytest.fixture
+    def backend(self) -> Backend:
+        raise NotImplementedError("a backend test class must provide the `backend` fixture")
+
+    def python_step(self, code: str) -> tuple[str, ...]:
+        """A step running Python ``code`` in the backend's payload environment."""
+        return ("python", "-c", code)
+
+    @pytest.fixture
+    def se(self, backend: Backend) -> str:
+        return backend.storage_elements()[0]
+
+    @pytest.fixture
+    def lfn_dir(self, backend: Backend) -> Iterator[str]:
+        """A fresh catalog folder for this test; its files (one level of sub-folders) removed after."""
+        base = f"{backend.home()}/pgi-contract/{uuid.uuid4().hex[:12]}"
+        yield base
+        top = backend.list_directory(base)
+        nested = [f for sub in ("sub", "d", "d/sub", "d-x", "out")
+                  for f in backend.list_directory(f"{base}/{sub}")]
+        backend.remove([f.lfn for f in top + nested])
+
+    @pytest.fixture
+    def make_spec(self, backend: Backend, lfn_dir: str, se: str) -> Callable[..., JobSpec]:
+        """``make_spec("code", "code2", input_lfns=..., input_data=...)``: one step per code.
+
+        Each spec gets a fresh name and writes ``out.txt`` to ``<lfn_dir>/out/<name>.txt``.
+        """
+        token = uuid.uuid4().hex[:8]
+        counter = itertools.count()
+
+        def make(*codes: str, input_lfns: Sequence[str] = (), input_data: Sequence[str] = (),
+                 name: str | None = None) -> JobSpec:
+            name = name or f"pgi_contract_{token}_{next(counter)}"
+            return JobSpec(
+                name=name,
+                analysis="contract",
+                stage=Stage.DL2,
+                particle=Particle.GAMMA,
+                input_lfns=tuple(input_lfns),
+                steps=tuple(self.python_step(code) for code in codes),
+                output_file="out.txt",
+                output_lfn=f"{lfn_dir}/out/{name}.txt",
+                output_se=se,
+                input_data=tuple(input_data),
+                cpu_time=600,
+            )
+
+        return make
+
+    # --- files ----------------------------------------------------------------------------------
+    def test_put_file_then_metadata(self, backend: Backend, tmp_path: Path, lfn_dir: str,
+                                    se: str) -> None:
+        local = write(tmp_path / "a.bin", bytes(range(256)) * 41 + b"tail")
+        lfn = f"{lfn_dir}/a.bin"
+
+        returned = backend.put_file(local, lfn, se)
+        found = backend.metadata([lfn])
+
+        assert returned.lfn == lfn
+        assert returned.size == local.stat().st_size == 256 * 41 + 4
+        assert returned.checksum == adler32(local)
+        assert returned.replicas == (se,)
+        assert found == {lfn: returned}
+
+    def test_put_of_registered_lfn_raises_and_keeps_the_first(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        lfn = f"{lfn_dir}/a.txt"
+        first = backend.put_file(write(tmp_path / "one", b"first version"), lfn, se)
+
+        with pytest.raises(BackendError):
+            backend.put_file(write(tmp_path / "two", b"second, different"), lfn, se)
+
+        assert backend.metadata([lfn])[lfn].checksum == first.checksum
+        backend.get_file(lfn, tmp_path / "back")
+        assert (tmp_path / "back").read_bytes() == b"first version"
+
+    def test_put_to_unknown_storage_element_raises(self, backend: Backend, tmp_path: Path,
+                                                   lfn_dir: str) -> None:
+        lfn = f"{lfn_dir}/a.txt"
+        with pytest.raises(BackendError):
+            backend.put_file(write(tmp_path / "a", b"x"), lfn, "NO-SUCH-SE")
+        assert backend.metadata([lfn]) == {}
+
+    def test_metadata_leaves_out_missing_lfns(self, backend: Backend, tmp_path: Path,
+                                              lfn_dir: str, se: str) -> None:
+        present = f"{lfn_dir}/present.txt"
+        backend.put_file(write(tmp_path / "p", b"here"), present, se)
+
+        found = backend.metadata([f"{lfn_dir}/missing.txt", present, f"{lfn_dir}/nope/x"])
+
+        assert list(found) == [present]
+
+    def test_list_directory_gives_direct_children_only(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        src = write(tmp_path / "f", b"content")
+        wanted = [f"{lfn_dir}/d/a.txt", f"{lfn_dir}/d/b.txt"]
+        others = [f"{lfn_dir}/d/sub/c.txt",  # grandchild
+                  f"{lfn_dir}/d-x/e.txt",    # sibling folder sharing the prefix
+                  f"{lfn_dir}/dx.txt",       # sibling file sharing the prefix
+                  f"{lfn_dir}/top.txt"]      # parent's file
+        for lfn in wanted + others:
+            backend.put_file(src, lfn, se)
+
+        listed = backend.list_directory(f"{lfn_dir}/d")
+
+        assert sorted(f.lfn for f in listed) == wanted
+        assert all(f.size == 7 and f.checksum == adler32(src) for f in listed)
+        assert sorted(f.lfn for f in backend.list_directory(f"{lfn_dir}/d/")) == wanted
+        assert backend.list_directory(f"{lfn_dir}/no-such-folder") == []
+
+    def test_get_file_round_trip(self, backend: Backend, tmp_path: Path, lfn_dir: str,
+                                 se: str) -> None:
+        data = bytes(reversed(range(256))) * 1000
+        lfn = f"{lfn_dir}/round.bin"
+        backend.put_file(write(tmp_path / "up.bin", data), lfn, se)
+
+        backend.get_file(lfn, tmp_path / "down.bin")
+
+        assert (tmp_path / "down.bin").read_bytes() == data
+
+    def test_get_file_of_missing_lfn_raises(self, backend: Backend, tmp_path: Path,
+                                            lfn_dir: str) -> None:
+        with pytest.raises(PipelineError):
+            backend.get_file(f"{lfn_dir}/missing.txt", tmp_path / "x")
+        assert not (tmp_path / "x").exists()
+
+    def test_replicate_adds_a_replica_and_is_idempotent(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        others = [s for s in backend.storage_elements() if s != se]
+        if not others:
+            pytest.skip("the backend has a single storage element")
+        lfn = f"{lfn_dir}/r.txt"
+        put = backend.put_file(write(tmp_path / "r", b"replicate me"), lfn, se)
+
+        backend.replicate(lfn, others[0])
+        after_one = backend.metadata([lfn])[lfn]
+        backend.replicate(lfn, others[0])
+        after_two = backend.metadata([lfn])[lfn]
+
+        assert sorted(after_one.replicas) == sorted([se, others[0]])
+        assert after_two == after_one
+        assert (after_one.size, after_one.checksum) == (put.size, put.checksum)
+
+    def test_remove_removes_file_and_catalog_entry(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        gone, kept = f"{lfn_dir}/gone.txt", f"{lfn_dir}/kept.txt"
+        for lfn in (gone, kept):
+            backend.put_file(write(tmp_path / "f", lfn.encode()), lfn, se)
+
+        backend.remove([gone])
+
+        assert list(backend.metadata([gone, kept])) == [kept]
+        assert [f.lfn for f in backend.list_directory(lfn_dir)] == [kept]
+        with pytest.raises(PipelineError):
+            backend.get_file(gone, tmp_path / "back")
+        backend.remove([gone])  # removing a missing file is not an error
+        backend.put_file(write(tmp_path / "again", b"new"), gone, se)  # the name is free again
+        assert backend.metadata([gone])[gone].size == 3
+
+    # --- jobs -----------------------------------------------------------------------------------
+    def test_submit_returns_one_distinct_id_per_spec_in_order(
+            self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
+        specs = [make_spec("pass") for _ in range(4)]
+
+        ids = backend.submit(specs)
+
+        assert len(ids) == 4 and len(set(ids)) == 4
+        found = backend.find_jobs([s.name for s in specs])
+        assert [found[s.name] for s in specs] == [[i] for i in ids]
+        assert backend.submit([]) == []
+
+    def test_status_of_many_jobs_in_one_call(self, backend: Backend,
+                                             make_spec: Callable[..., JobSpec]) -> None:
+        ids = backend.submit([make_spec("pass") for _ in range(3)])
+        unknown = max(ids) + 10_000_000
+
+        states = backend.status([*ids, unknown])
+
+        assert set(states) == set(ids)
+        assert all(states[i].backend_id == i for i in ids)
+        assert all(isinstance(states[i].status, JobStatus) for i in ids)
+        assert all(states[i].status not in (JobStatus.PLANNED, JobStatus.SUBMITTING)
+                   for i in ids)
+
+    def test_job_stages_input_runs_steps_and_registers_output(
+            self, backend: Backend, make_spec: Callable[..., JobSpec], tmp_path: Path,
+            lfn_dir: str, se: str) -> None:
+        input_lfn = f"{lfn_dir}/sub/input_run7.txt"
+        backend.put_file(write(tmp_path / "in.txt", b"simulated events\n"), input_lfn, se)
+        spec = make_spec(
+            "open('stage1.txt', 'w').write(open('input_run7.txt').read().upper())",
+            "open('out.txt', 'w').write(open('stage1.txt').read() + 'merged\\n')",
+            input_lfns=[input_lfn],
+        )
+        expected = write(tmp_path / "expected.txt", b"SIMULATED EVENTS\nmerged\n")
+
+        [job_id] = backend.submit([spec])
+        state = wait_final(backend, [job_id])[job_id]
+
+        assert state.status == JobStatus.DONE, backend.job_log(job_id)
+        assert state.minor_status == "Execution Complete"
+        output = backend.metadata([spec.output_lfn])[spec.output_lfn]
+        assert output.size == expected.stat().st_size
+        assert output.checksum == adler32(expected)
+        assert output.replicas == (se,)
+        backend.get_file(spec.output_lfn, tmp_path / "got.txt")
+        assert (tmp_path / "got.txt").read_bytes() == expected.read_bytes()
+
+    def test_failing_step_ends_failed_with_dirac_statuses_and_log(
+            self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
+        spec = make_spec("print('marker-7f3a: about to fail'); raise SystemExit(3)",
+                         "open('out.txt', 'w').write('must not run')")
+
+        [job_id] = backend.submit([spec])
+        state = wait_final(backend, [job_id])[job_id]
+
+        assert state.status == JobStatus.FAILED
+        assert state.minor_status == "Application Finished With Errors"
+        assert "Exited With Status 3" in state.application_status
+        assert "marker-7f3a: about to fail" in backend.job_log(job_id)
+        assert backend.metadata([spec.output_lfn]) == {}
+
+    def test_job_log_of_unknown_job_raises(self, backend: Backend,
+                                           make_spec: Callable[..., JobSpec]) -> None:
+        [job_id] = backend.submit([make_spec("pass")])
+        with pytest.raises(BackendError):
+            backend.job_log(job_id + 10_000_000)
+
+    def test_find_jobs_by_name(self, backend: Backend,
+                               make_spec: Callable[..., JobSpec]) -> None:
+        first, second = make_spec("pass"), make_spec("pass")
+        ids = backend.submit([first, second])
+        again = backend.submit([first])  # same name twice: both are listed, oldest first
+
+        found = backend.find_jobs([first.name, second.name, first.name + "_no_such_job"])
+
+        assert found == {first.name: [ids[0], again[0]], second.name: [ids[1]]}
+
+    def test_kill_running_job_ends_killed(self, backend: Backend,
+                                          make_spec: Callable[..., JobSpec]) -> None:
+        spec = make_spec("import time; time.sleep(60)", "open('out.txt', 'w').write('x')")
+        [job_id] = backend.submit([spec])
+        wait_status(backend, job_id, STARTED)
+
+        started = time.monotonic()
+        backend.kill([job_id])
+        state = wait_final(backend, [job_id], timeout=30)[job_id]
+
+        assert state.status == JobStatus.KILLED
+        assert time.monotonic() - started < 30
+        time.sleep(1.0)  # a killed job must not come back to life or upload anything
+        assert backend.status([job_id])[job_id].status == JobStatus.KILLED
+        assert backend.metadata([spec.output_lfn]) == {}
+
+    def test_kill_leaves_final_jobs_alone(self, backend: Backend,
+                                          make_spec: Callable[..., JobSpec]) -> None:
+        [job_id] = backend.submit([make_spec("raise SystemExit(3)")])
+        before = wait_final(backend, [job_id])[job_id]
+        assert before.status == JobStatus.FAILED
+
+        backend.kill([job_id])
+
+        assert backend.status([job_id])[job_id] == before
+
+    def test_job_input_data_lists_input_lfns_then_input_data(
+            self, backend: Backend, make_spec: Callable[..., JobSpec], tmp_path: Path,
+            lfn_dir: str, se: str) -> None:
+        lfns = [f"{lfn_dir}/sub/in_{n}.txt" for n in range(3)]
+        for lfn in lfns:
+            backend.put_file(write(tmp_path / "f", lfn.encode()), lfn, se)
+        spec = make_spec("open('out.txt', 'w').write('x')", input_lfns=lfns[:2],
+                         input_data=lfns[2:])
+
+        [job_id] = backend.submit([spec])
+
+        assert backend.job_input_data(job_id) == lfns
+
+    def test_reschedule_of_failed_job_runs_it_again(
+            self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
+        spec = make_spec("import time; print(f'started-at={time.time()!r}'); raise SystemExit(3)")
+        [job_id] = backend.submit([spec])
+        assert wait_final(backend, [job_id])[job_id].status == JobStatus.FAILED
+        first = started_at(backend.job_log(job_id))
+
+        backend.reschedule([job_id])
+        right_after = backend.status([job_id])[job_id]
+        state = wait_final(backend, [job_id])[job_id]
+
+        assert not right_after.status.is_final
+        assert state.status == JobStatus.FAILED
+        assert started_at(backend.job_log(job_id)) > first
+        assert backend.find_jobs([spec.name]) == {spec.name: [job_id]}  # same id, no new job
+
+    def test_set_failed_on_waiting_or_running_jobs(
+            self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
+        sleeper = "import time; time.sleep(1.5); open('out.txt', 'w').write('x')"
+        early, late = backend.submit([make_spec(sleeper), make_spec(sleeper)])
+        backend.set_failed([early], "forced by test")  # still waiting (or just matched)
+        assert backend.status([early])[early].status == JobStatus.FAILED
+
+        wait_status(backend, late, STARTED)
+        backend.set_failed([late], "forced by test")
+        assert backend.status([late])[late].status == JobStatus.FAILED
+
+        time.sleep(2.5)  # the steps would have finished by now: nothing may flip them back
+        states = backend.status([early, late])
+        assert [states[early].status, states[late].status] == [JobStatus.FAILED] * 2
+
+    def test_set_failed_on_a_done_job_raises(self, backend: Backend,
+                                             make_spec: Callable[..., JobSpec]) -> None:
+        [job_id] = backend.submit([make_spec("open('out.txt', 'w').write('x')")])
+        assert wait_final(backend, [job_id])[job_id].status == JobStatus.DONE
+
+        with pytest.raises(BackendError):
+            backend.set_failed([job_id], "too late")
+
+        assert backend.status([job_id])[job_id].status == JobStatus.DONE
+
+
+def started_at(log: str) -> float:
+    """The ``started-at=`` stamp a test job printed."""
+    found = re.findall(r"started-at=([0-9.]+)", log)
+    assert len(found) == 1, f"expected one started-at line in the job log:\n{log}"
+    return float(found[0])

@@ -1,0 +1,183 @@
+"""The state database: planning is idempotent, state changes are atomic and recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from protopipe_grid_interface.exceptions import DataError
+from protopipe_grid_interface.models import JobSpec, JobState, JobStatus, Particle, Stage
+from protopipe_grid_interface.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "state.sqlite")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def specs(job_spec: Callable[..., JobSpec]) -> list[JobSpec]:
+    return [job_spec(f"job_{i}") for i in range(3)]
+
+
+def submitted(store: Store, specs: list[JobSpec], first_id: int = 100) -> dict[str, int]:
+    """Take ``specs`` through Submitting to Received with ids first_id, first_id + 1, ..."""
+    ids = {s.name: first_id + n for n, s in enumerate(specs)}
+    store.mark_submitting(list(ids))
+    store.mark_submitted("local", list(ids.items()))
+    return ids
+
+
+def test_add_planned_is_idempotent(store: Store, specs: list[JobSpec]) -> None:
+    assert store.add_planned(specs) == (3, 0)
+    assert store.add_planned(specs) == (0, 0)
+    assert store.add_planned(reversed(specs)) == (0, 0)
+
+    records = store.jobs()
+    assert [r.name for r in records] == sorted(s.name for s in specs)
+    assert all(r.status == JobStatus.PLANNED and r.backend_id is None for r in records)
+    assert [r.spec for r in records] == sorted(specs, key=lambda s: s.name)
+
+
+def test_add_planned_refreshes_planned_specs_only(store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+    submitted(store, specs[:1])
+    changed = [dataclasses.replace(s, cpu_time=s.cpu_time + 1) for s in specs]
+
+    assert store.add_planned(changed) == (0, 2)
+
+    by_name = {r.name: r.spec for r in store.jobs()}
+    assert by_name[specs[0].name] == specs[0]  # submitted: keeps what it was submitted with
+    assert by_name[specs[1].name] == changed[1]
+    assert by_name[specs[2].name] == changed[2]
+    assert store.add_planned(changed) == (0, 0)
+
+
+def test_state_survives_reopening_and_schema_version_is_recorded(
+        tmp_path: Path, specs: list[JobSpec]) -> None:
+    path = tmp_path / "state.sqlite"
+    first = Store(path)
+    first.add_planned(specs)
+    first.close()
+
+    again = Store(path)
+    assert [r.name for r in again.jobs()] == sorted(s.name for s in specs)
+    again.close()
+    raw = sqlite3.connect(path)
+    version = raw.execute("PRAGMA user_version").fetchone()[0]
+    raw.close()
+    assert version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+
+    with pytest.raises(DataError, match="newer"):
+        Store(path)
+
+
+def test_transaction_is_all_or_nothing(store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+
+    with pytest.raises(KeyboardInterrupt), store.transaction() as db:
+        db.execute("UPDATE jobs SET status = 'Done'")
+        raise KeyboardInterrupt
+
+    assert {r.status for r in store.jobs()} == {JobStatus.PLANNED}
+
+
+def test_mark_submitted_records_each_attempt(store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+    first = submitted(store, specs)
+    store.mark_planned([specs[0].name], "resubmission requested")
+    second = submitted(store, specs[:1], first_id=500)
+
+    by_name = {r.name: r for r in store.jobs()}
+    record = by_name[specs[0].name]
+    assert (record.backend, record.backend_id, record.attempts, record.status) == (
+        "local", 500, 2, JobStatus.RECEIVED)
+    assert by_name[specs[1].name].attempts == 1
+    assert store.known_backend_ids([specs[0].name]) == {first[specs[0].name],
+                                                        second[specs[0].name]}
+    statuses = [h[0] for h in store.history(specs[0].name)]
+    assert statuses == ["Submitting", "Received", "Planned", "Submitting", "Received"]
+
+
+def test_update_states_applies_changes_once_and_ignores_stale_ids(
+        store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+    ids = submitted(store, specs)
+    a, b, c = (s.name for s in specs)
+    states = {
+        a: JobState(ids[a], JobStatus.RUNNING, "Application", "protopipe running", "LCG.X.fr"),
+        b: JobState(ids[b], JobStatus.FAILED, "Application Finished With Errors"),
+        c: JobState(ids[c] + 999, JobStatus.DONE, "Execution Complete"),  # an older attempt's id
+    }
+
+    assert store.update_states(states) == 2
+    assert store.update_states(states) == 0
+
+    by_name = {r.name: r for r in store.jobs()}
+    assert (by_name[a].status, by_name[a].application_status, by_name[a].site) == (
+        JobStatus.RUNNING, "protopipe running", "LCG.X.fr")
+    assert by_name[b].status == JobStatus.FAILED
+    assert by_name[c].status == JobStatus.RECEIVED
+    assert [h[0] for h in store.history(a)] == ["Submitting", "Received", "Running"]
+
+
+def test_mark_output_present_and_set_output(store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+    submitted(store, specs[1:])
+
+    store.mark_output_present([(specs[0].name, 1234, "0badcafe")])
+    store.set_output([(specs[1].name, 99, "00000001")])
+
+    by_name = {r.name: r for r in store.jobs()}
+    assert (by_name[specs[0].name].status, by_name[specs[0].name].output_size,
+            by_name[specs[0].name].output_checksum) == (JobStatus.DONE, 1234, "0badcafe")
+    assert by_name[specs[1].name].status == JobStatus.RECEIVED
+    assert (by_name[specs[1].name].output_size, by_name[specs[1].name].output_checksum) == (
+        99, "00000001")
+
+
+def test_jobs_filters_and_counts(store: Store, job_spec: Callable[..., JobSpec]) -> None:
+    gamma = [job_spec(f"g{i}") for i in range(3)]
+    proton = [dataclasses.replace(job_spec(f"p{i}"), particle=Particle.PROTON,
+                                  stage=Stage.TRAINING_CLASSIFICATION) for i in range(2)]
+    store.add_planned(gamma + proton)
+    submitted(store, gamma[:1])
+
+    assert [r.name for r in store.jobs(particle=Particle.PROTON)] == ["p0", "p1"]
+    assert [r.name for r in store.jobs(stage=Stage.DL2, statuses=[JobStatus.PLANNED])] == [
+        "g1", "g2"]
+    assert [r.name for r in store.jobs(names=["p1", "g0", "nope"])] == ["g0", "p1"]
+    assert store.counts() == [("dl2", "gamma", "Planned", 2), ("dl2", "gamma", "Received", 1),
+                              ("training-classification", "proton", "Planned", 2)]
+
+
+def test_downloads_manifest_keeps_the_latest_outcome(store: Store, tmp_path: Path) -> None:
+    lfn = "/vo.cta.in2p3.fr/user/t/tester/a.h5"
+    store.record_download(lfn, tmp_path / "a.h5", 10, "0000000a", "failed")
+    store.record_download(lfn, tmp_path / "a.h5", 10, "0000000a", "fetched")
+
+    assert store.downloads() == {lfn: (str(tmp_path / "a.h5"), 10, "0000000a", "fetched")}
+
+
+def test_commands_are_recorded(store: Store) -> None:
+    command = store.start_command(["protopipe-grid", "submit"], "0.5.0", {"grid.yaml": "abc"})
+    store.finish_command(command, 0)
+
+    [row] = store.commands()
+    assert row["id"] == command
+    assert (row["argv"], row["version"], row["exit_code"]) == (
+        '["protopipe-grid", "submit"]', "0.5.0", 0)
+    assert row["finished"] is not None
