@@ -91,7 +91,7 @@ class BackendContract:
 
     @pytest.fixture
     def lfn_dir(self, backend: Backend) -> Iterator[str]:
-        """A fresh catalog folder for this test; its files (one level of sub-folders) removed after."""
+        """A fresh catalog folder for this test; the files the suite puts there go at teardown."""
         base = f"{backend.home()}/pgi-contract/{uuid.uuid4().hex[:12]}"
         yield base
         top = backend.list_directory(base)

@@ -181,7 +181,8 @@ def test_max_parallel_is_respected(tmp_path: Path, job_spec: Callable[..., JobSp
         start, end = map(float, (tmp_path / "o.txt").read_text().split())
         intervals.append((start, end))
     intervals.sort()
-    assert all(prev_end <= start for (_, prev_end), (start, _) in zip(intervals, intervals[1:]))
+    assert all(earlier[1] <= later[0]
+               for earlier, later in zip(intervals, intervals[1:], strict=False)), intervals
 
 
 def test_kill_terminates_the_job_processes(local_backend: LocalBackend,
