@@ -334,7 +334,8 @@ def snapshot(folder: Path) -> dict[str, str]:
     state = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).as_posix()
-        if relative.startswith("grid/") and not relative.startswith("grid/se"):
+        if relative == "grid" or relative.startswith("grid/") and not relative.startswith(
+                "grid/se"):
             continue
         state[relative] = (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file()
                            else "folder")
@@ -346,8 +347,8 @@ def run_case(case: Case, ws: Workspace) -> Outcome:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGI_")}
     env["PGI_LOCAL_ROOT"] = str(ws.dir / "grid")
     result = subprocess.run(  # noqa: S603 - fixed argument list
-        case.argv(ws), cwd=ws.dir, env=env, text=True, capture_output=True, stdin=subprocess.DEVNULL,
-        timeout=120, check=False)
+        case.argv(ws), cwd=ws.dir, env=env, text=True, capture_output=True,
+        stdin=subprocess.DEVNULL, timeout=120, check=False)
     after = snapshot(ws.dir)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     return Outcome(result.returncode, result.stdout, result.stderr, changed)

@@ -305,7 +305,7 @@ class Store:
     def history(self, name: str) -> list[tuple[str, str, str, str]]:
         rows = self.db.execute("SELECT status, minor_status, application_status, time FROM "
                                "history WHERE name = ? ORDER BY rowid", (name,))
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- downloads manifest -------------------------------------------------------------------
     def record_download(self, lfn: str, path: Path, size: int, checksum: str, state: str) -> None:

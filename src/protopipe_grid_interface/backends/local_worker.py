@@ -111,14 +111,14 @@ def run_job(root: Path, job_id: int) -> int:
     if not backend.set_status(job_id, JobStatus.RUNNING, "Input Data Resolution",
                               only_from=[JobStatus.MATCHED]):
         return 0
-    staged = []
+    staged: list[Path] = []
     try:
         for lfn in (*spec.input_lfns, *spec.input_data):
             target = work / Path(lfn).name
             backend.get_file(lfn, target)
             staged.append(target)
-        for path in spec.input_sandbox:
-            shutil.copy2(path, work / Path(path).name)
+        for sandbox_file in spec.input_sandbox:
+            shutil.copy2(sandbox_file, work / Path(sandbox_file).name)
     except (PipelineError, OSError) as exc:
         return fail("Input Data Resolution", "", str(exc))
 

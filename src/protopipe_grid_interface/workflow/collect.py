@@ -117,7 +117,8 @@ def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> tupl
     if output.exists() and not overwrite:
         raise DataError(f"{output} already exists", "use --overwrite to merge again")
     try:
-        merged, showers = merge_tables.merge(str(output), [str(p) for p in inputs])
+        merged, showers = merge_tables.merge(  # type: ignore[no-untyped-call]
+            str(output), [str(p) for p in inputs])
     except merge_tables.MergeError as exc:
         raise DataError(f"merge into {output.name}: {exc}") from None
     return int(merged), int(showers)

@@ -81,7 +81,7 @@ def protopipe_step(stage: Stage, settings: PlanSettings, outfile: str, infile: s
                    ) -> tuple[str, ...]:
     """The protopipe command for one input file, with the original tool's arguments."""
     config = posixpath.basename(settings.analysis_config)
-    common = ("--config_file", config, "--outfile", outfile, "--indir", "./",
+    common: tuple[str, ...] = ("--config_file", config, "--outfile", outfile, "--indir", "./",
               "--infile_list", infile)
     if settings.max_events is not None:
         common += ("--max_events", str(settings.max_events))
@@ -95,7 +95,7 @@ def protopipe_step(stage: Stage, settings: PlanSettings, outfile: str, infile: s
         if settings.classifier_method and settings.classifier_method.lower() != "none":
             classifier = ("--classifier_config", f"{settings.classifier_method}.yaml",
                           "--classifier_dir", "./")
-        step = ("protopipe-DL2", *common, *regressor, *classifier)
+        step: tuple[str, ...] = ("protopipe-DL2", *common, *regressor, *classifier)
         if settings.force_tailcut_for_extended_cleaning:
             step += ("--force_tailcut_for_extended_cleaning",)
     else:
