@@ -13,8 +13,9 @@ same in every input. status and any other attribute are taken from the first mer
 
 Inputs are skipped, with a line on stderr, when
   - they cannot be opened as HDF5 (unreadable, zero bytes, truncated),
-  - they are not complete protopipe outputs (status != "complete" or no num_showers),
+  - they are incomplete protopipe outputs (a status attribute other than "complete"),
     which is what a crashed protopipe job leaves behind.
+Files without protopipe's root attributes at all (plain tables) are merged as they are.
 An input that is complete but has no rows contributes no rows, but its num_showers is
 still counted (those showers were simulated); this is reported on stderr too.
 
@@ -57,6 +58,7 @@ def merge(out_path, in_paths):
         first_file = None
         first_kind = None  # "DL2" (has /reco_events) or "TRAINING"
         num_showers = 0
+        any_showers = False
         seen_dtype = {}  # table path -> (dtype, file that defined it)
         obs_ids = set()  # obs_ids of earlier inputs (for a warning)
         merged = 0
@@ -71,7 +73,7 @@ def merge(out_path, in_paths):
                 continue
             try:
                 attrs = root_attrs(h5)
-                if attrs.get("status") != "complete" or "num_showers" not in attrs:
+                if "status" in attrs and attrs["status"] != "complete":
                     note("skipping %s: not a complete protopipe output (status=%r)" % (path, attrs.get("status")))
                     continue
                 if first_attrs is None:
@@ -81,7 +83,8 @@ def merge(out_path, in_paths):
                         "%s: shower_reuse=%r differs from %r in %s"
                         % (path, attrs.get("shower_reuse"), first_attrs.get("shower_reuse"), first_file)
                     )
-                num_showers += int(attrs["num_showers"])
+                num_showers += int(attrs.get("num_showers", 0))
+                any_showers = any_showers or "num_showers" in attrs
                 merged += 1
                 kind = "DL2" if "/reco_events" in h5 else "TRAINING"
                 if first_kind is None:
@@ -118,14 +121,15 @@ def merge(out_path, in_paths):
                     note("warning: %s shares %d obs_id(s) with earlier inputs (e.g. %d)" % (path, len(shared), min(shared)))
                 obs_ids |= these_obs_ids
                 if n_rows == 0:
-                    note("%s has no rows: no rows merged, its num_showers=%d still counted" % (path, attrs["num_showers"]))
+                    note("%s has no rows: no rows merged, its num_showers=%d still counted" % (path, attrs.get("num_showers", 0)))
             finally:
                 h5.close()
         if merged == 0:
             raise MergeError("no usable input among %d file(s)" % len(in_paths))
         for k, v in first_attrs.items():
             out.root._v_attrs[k] = v
-        out.root._v_attrs["num_showers"] = num_showers
+        if any_showers:
+            out.root._v_attrs["num_showers"] = num_showers
         out.close()
     except BaseException:
         out.close()

@@ -33,9 +33,9 @@ NAME = "demo"
 SOURCE_FILE = "gamma_test.simtel.gz"
 PRODUCTION = "/vo.cta.in2p3.fr/MC/PROD3/Paranal/{particle}/sim_telarray/demo/Data/000xxx"
 FILE_NAME = "{particle}_20deg_0deg_run{run}___cta-prod3-demo_desert-2150m-Paranal-merged.simtel.gz"
-FILES = {Particle.GAMMA: 10, Particle.PROTON: 5, Particle.ELECTRON: 3}
+FILES = {Particle.GAMMA: 5, Particle.PROTON: 5, Particle.ELECTRON: 2}
 FIRST_RUN = {Particle.GAMMA: 101, Particle.PROTON: 201, Particle.ELECTRON: 301}
-FILES_PER_JOB = 4
+FILES_PER_JOB = 2
 ANALYSIS_FILL = {
     "production": "Prod3b",
     "site": "south",
@@ -43,6 +43,13 @@ ANALYSIS_FILL = {
     "cam_id_list": ["LSTCam", "NectarCam"],
 }
 ENLARGED_ROWS = 3000
+#: DL2 enlargement per particle: rows, runs (distinct obs_ids) and simulated showers, chosen so
+#: that runs x performance.yaml's num_use x num_showers equals the files' num_showers
+DL2_ENLARGEMENT = {
+    Particle.GAMMA: ("5000", "5", "101", "100000"),
+    Particle.PROTON: ("5000", "10", "201", "500000"),
+    Particle.ELECTRON: ("2000", "3", "301", "150000"),
+}
 JOB_TIMEOUT = 1200.0
 
 
@@ -70,6 +77,9 @@ def fill_configs(analysis_dir: Path) -> None:
                         '"CEA-USER"]', 'upload_sites: ["LOCAL-SE", "LOCAL-SE2"]')
     grid = grid.replace('banned_sites: ["LCG.CPPM.fr"]', "banned_sites: []")
     (configs / "grid.yaml").write_text(grid)
+    # the demo's files reuse each shower 10 times, for every particle
+    performance = (configs / "performance.yaml").read_text()
+    (configs / "performance.yaml").write_text(performance.replace("num_use: 20", "num_use: 10"))
 
 
 def register_production(backend: LocalBackend, source: Path, lists: Path, say: Say
@@ -125,11 +135,11 @@ def grid_stage(analysis: Analysis, backend: LocalBackend, stage: Stage, say: Say
 
 
 def enlarged(env: Path, merged: Path, seed: int, as_background: bool, say: Say,
-             extra: tuple[str, ...] = ()) -> Path:
+             rows: int = ENLARGED_ROWS, extra: tuple[str, ...] = ()) -> Path:
     output = merged.with_name(merged.name.replace("_merged", "_enlarged"))
-    local_steps.enlarge(env, [merged], output, ENLARGED_ROWS, seed, as_background, extra)
-    kind = "a proton-like stand-in" if as_background else "resampled"
-    say(f"  NOTE: {merged.name} enlarged to {ENLARGED_ROWS} rows per table ({kind}) -> "
+    local_steps.enlarge(env, [merged], output, rows, seed, as_background, extra)
+    kind = "a hadron-like stand-in" if as_background else "resampled"
+    say(f"  NOTE: {merged.name} enlarged to {rows} rows per table ({kind}) -> "
         f"{output.name}: a demo aid, not physics")
     return output
 
@@ -203,7 +213,9 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     grid_stage(analysis, backend, Stage.DL2, say)
     for seed, particle in enumerate(Particle, start=4):
         merged = tree.data_dir(Stage.DL2, particle) / merged_file_name(Stage.DL2, particle, mode)
-        enlarged(env, merged, seed, particle is not Particle.GAMMA, say)
+        rows, runs, first_obs_id, showers = DL2_ENLARGEMENT[particle]
+        enlarged(env, merged, seed, particle is not Particle.GAMMA, say, int(rows),
+                 ("--n-runs", runs, "--first-obs-id", first_obs_id, "--num-showers", showers))
     irf = local_steps.make_performance(analysis, env, template="DL2_{}_{}_enlarged.h5",
                                        name="performance_demo")
     say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
