@@ -21,12 +21,6 @@ from protopipe_grid_interface.models import JobSpec, JobStatus
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow.collect import download
 
-# LocalBackend.ensure_runner drops a still-running Popen, which warns on every submit
-# (see test_submit_does_not_leak_a_running_popen below); silenced here so the other tests
-# exercise what they are about.
-RUNNER_POPEN_WARNING = r"ignore:subprocess \d+ is still running:ResourceWarning"
-pytestmark = pytest.mark.filterwarnings(RUNNER_POPEN_WARNING)
-
 #: the venv running the tests: ``python`` steps work in it
 PAYLOAD_ENV = Path(sys.prefix)
 IN_FLIGHT = frozenset({JobStatus.MATCHED, JobStatus.RUNNING, JobStatus.COMPLETING})
@@ -79,8 +73,6 @@ def spec(local_backend: LocalBackend, job_spec: Callable[..., JobSpec]) -> Calla
     return make
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: LocalBackend.ensure_runner (backends/local.py:161)"
-                   " discards a running Popen, so every submit emits a ResourceWarning")
 def test_submit_does_not_leak_a_running_popen(local_backend: LocalBackend,
                                               spec: Callable[..., JobSpec]) -> None:
     with warnings.catch_warnings(record=True) as caught:
@@ -117,10 +109,7 @@ def test_corrupt_single_replica_is_reported_failed_by_download(
 
 
 @pytest.mark.parametrize("bad_se", [
-    pytest.param("LOCAL-SE", marks=pytest.mark.xfail(strict=True, reason=(
-        "src bug: LocalBackend.get_file (backends/local.py:281) returns the first replica "
-        "without checking its adler32, always in the same order, so retries never reach "
-        "the intact replica"))),
+    "LOCAL-SE",
     "LOCAL-SE2",
 ])
 def test_corrupt_replica_is_refetched_from_the_intact_one(
@@ -219,9 +208,6 @@ def test_dead_job_wrapper_is_set_failed_as_stalled(local_backend: LocalBackend,
     assert "stalled" in state.minor_status.lower()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src bug: run_job (backends/local_worker.py:464,482-489) ignores set_status's result, so a "
-    "job forced to Failed keeps running its steps and still registers its output"))
 def test_job_forced_to_failed_does_not_register_its_output(
         local_backend: LocalBackend, spec: Callable[..., JobSpec]) -> None:
     job = spec("import time; time.sleep(1); open('out.txt', 'w').write('x')")

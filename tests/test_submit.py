@@ -28,10 +28,6 @@ from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow import track
 from protopipe_grid_interface.workflow.submit import requeue_failed, submit
 
-# LocalBackend.ensure_runner drops a still-running Popen (see test_local_backend.py)
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:subprocess \d+ is still running:ResourceWarning")
-
 PAYLOAD_ENV = Path(sys.prefix)
 Specs = Callable[[int], list[JobSpec]]
 

@@ -207,17 +207,21 @@ class Store:
             wanted = [s.value for s in statuses]
             query += f" AND status IN ({','.join('?' * len(wanted))})"
             args += wanted
-        rows = self.db.execute(query + " ORDER BY name", args).fetchall()
-        records = [
+        if names is None:
+            rows = self.db.execute(query + " ORDER BY name", args).fetchall()
+        else:
+            rows = []
+            for chunk in chunked(list(names), 500):
+                rows += self.db.execute(
+                    query + f" AND name IN ({','.join('?' * len(chunk))})", [*args, *chunk]
+                ).fetchall()
+            rows.sort(key=lambda row: str(row[0]))
+        return [
             JobRecord(name, Stage(st), Particle(pa), JobSpec.from_dict(json.loads(spec)), be, bid,
                       JobStatus(status), minor, app, site, attempts, size, checksum)
             for (name, st, pa, spec, be, bid, status, minor, app, site, attempts, size, checksum)
             in rows
         ]
-        if names is not None:
-            wanted_names = set(names)
-            records = [r for r in records if r.name in wanted_names]
-        return records
 
     def counts(self) -> list[tuple[str, str, str, int]]:
         """(stage, particle, status, number of jobs) for a summary table."""

@@ -14,12 +14,12 @@ minor and application statuses. Everything lives in ``root``::
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..checksums import copy_atomic
+from ..checksums import copy_atomic, same_checksum
 from ..exceptions import BackendError, DataError
 from ..iterutils import chunked
 from ..models import JobSpec, JobState, JobStatus, RemoteFile
@@ -35,6 +35,8 @@ from ..paths import validate_lfn
 from .base import Backend
 
 DEFAULT_SES = ("LOCAL-SE", "LOCAL-SE2")
+QUEUED = frozenset({JobStatus.WAITING, JobStatus.MATCHED, JobStatus.RUNNING,
+                    JobStatus.COMPLETING})
 SITE = "LOCAL.localhost.xx"
 VO = "vo.cta.in2p3.fr"
 
@@ -55,6 +57,22 @@ CREATE TABLE IF NOT EXISTS job_history (
     id INTEGER NOT NULL, status TEXT NOT NULL, minor_status TEXT NOT NULL,
     application_status TEXT NOT NULL, time TEXT NOT NULL);
 """
+
+
+def daemonize(argv: list[str], stdin: int, output: int) -> None:
+    """Start ``argv`` detached (double fork, new session): no zombie, no handle to keep."""
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.dup2(stdin, 0)
+                os.dup2(output, 1)
+                os.dup2(output, 2)
+                os.execv(argv[0], argv)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 def now() -> str:
@@ -155,15 +173,27 @@ class LocalBackend(Backend):
         self.ensure_runner()
         return ids
 
+    def runner_alive(self) -> bool:
+        """True while a queue runner holds the lock."""
+        with open(self.root / "runner.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
     def ensure_runner(self) -> None:
         """Start the queue runner in the background; it exits by itself when the queue is empty."""
-        log = open(self.root / "runner.log", "ab")  # handed to the child
-        subprocess.Popen(  # noqa: S603 - fixed argument list
-            [sys.executable, "-m", "protopipe_grid_interface.backends.local_worker",
-             "queue", str(self.root), str(self.max_parallel)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )
-        log.close()
+        argv = [sys.executable, "-m", "protopipe_grid_interface.backends.local_worker",
+                "queue", str(self.root), str(self.max_parallel)]
+        log = os.open(self.root / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            daemonize(argv, null, log)
+        finally:
+            os.close(log)
+            os.close(null)
 
     def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
@@ -207,6 +237,8 @@ class LocalBackend(Backend):
             )
             for job_id, status, minor, app, site in rows:
                 states[int(job_id)] = JobState(int(job_id), JobStatus(status), minor, app, site)
+        if any(s.status in QUEUED for s in states.values()) and not self.runner_alive():
+            self.ensure_runner()  # the runner died (reboot, kill): start another, it recovers
         return states
 
     def set_status(
@@ -304,14 +336,18 @@ class LocalBackend(Backend):
         if meta is None or not meta.replicas:
             raise DataError(f"no such file in the catalog: {lfn}")
         errors = []
+        destination = Path(destination)
         for se in meta.replicas:
-            source = self.replica_path(lfn, se)
             try:
-                copy_atomic(source, Path(destination))
-                return
+                checksum = copy_atomic(self.replica_path(lfn, se), destination)
             except OSError as exc:
                 errors.append(f"{se}: {exc.strerror}")
-        raise DataError(f"could not read any replica of {lfn}", "; ".join(errors))
+                continue
+            if same_checksum(checksum, meta.checksum):
+                return
+            destination.unlink()
+            errors.append(f"{se}: adler32 {checksum}, catalog says {meta.checksum}")
+        raise DataError(f"no intact replica of {lfn}", "; ".join(errors))
 
     def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
         self.check_se(se)
@@ -320,12 +356,19 @@ class LocalBackend(Backend):
             raise DataError(f"local file not found: {path}")
         if lfn in self.metadata([lfn]):
             raise BackendError(f"file already registered: {lfn}", "remove it first")
-        checksum = copy_atomic(path, self.replica_path(lfn, se))
-        size = path.stat().st_size
-        with self.transaction() as db:
-            db.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (lfn, size, checksum, now()))
-            db.execute("INSERT INTO replicas VALUES (?, ?, ?)",
-                       (lfn, se, str(self.replica_path(lfn, se))))
+        final = self.replica_path(lfn, se)
+        staging = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}.upload")
+        checksum = copy_atomic(path, staging)
+        size = staging.stat().st_size
+        try:
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM files WHERE lfn = ?", (lfn,)).fetchone():
+                    raise BackendError(f"file already registered: {lfn}", "remove it first")
+                db.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (lfn, size, checksum, now()))
+                db.execute("INSERT INTO replicas VALUES (?, ?, ?)", (lfn, se, str(final)))
+                os.replace(staging, final)
+        finally:
+            staging.unlink(missing_ok=True)
         return RemoteFile(lfn, size, checksum, (se,))
 
     def replicate(self, lfn: str, se: str) -> None:

@@ -126,8 +126,9 @@ def run_job(root: Path, job_id: int) -> int:
     with open(log_path, "a") as log:
         for step in spec.steps:
             program = Path(step[0]).name
-            backend.set_status(job_id, JobStatus.RUNNING, "Application", f"{program} running",
-                               only_from=[JobStatus.RUNNING])
+            if not backend.set_status(job_id, JobStatus.RUNNING, "Application",
+                                      f"{program} running", only_from=[JobStatus.RUNNING]):
+                return 1  # killed or forced to a final state meanwhile: stop here
             log.write(f"=== {' '.join(step)}\n")
             log.flush()
             try:
@@ -144,8 +145,9 @@ def run_job(root: Path, job_id: int) -> int:
     for path in staged:
         path.unlink(missing_ok=True)
 
-    backend.set_status(job_id, JobStatus.COMPLETING, "Uploading Output Data",
-                       only_from=[JobStatus.RUNNING])
+    if not backend.set_status(job_id, JobStatus.COMPLETING, "Uploading Output Data",
+                              only_from=[JobStatus.RUNNING]):
+        return 1
     output = work / spec.output_file
     if not output.is_file():
         return fail("Application Finished With Errors", "output file missing", str(output))

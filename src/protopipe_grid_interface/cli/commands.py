@@ -105,6 +105,11 @@ def dataset_register(args: argparse.Namespace) -> int:
         raise InputError(f"{missing[0]}: file not found")
     lfns = []
     report = upload.UploadReport()
+    if args.dry_run:
+        for path in args.files:
+            lfn = validate_lfn(posixpath.join(lfn_dir, path.name))
+            console.print(f"{path} -> {lfn} on {args.se}", markup=False)
+        return 0
     with progress_bar("registering", len(args.files)) as advance:
         for path in args.files:
             lfn = validate_lfn(posixpath.join(lfn_dir, path.name))
@@ -369,8 +374,13 @@ def files_list(args: argparse.Namespace) -> int:
 def files_put(args: argparse.Namespace) -> int:
     backend = make_backend(args)
     report = upload.UploadReport()
-    upload.upload_file(backend, args.path, validate_lfn(args.lfn), args.se or
-                       backend.storage_elements()[0], report, args.overwrite)
+    se = args.se or backend.storage_elements()[0]
+    if args.dry_run:
+        exists = validate_lfn(args.lfn) in backend.metadata([args.lfn])
+        note = " (already catalogued: replaced only with --overwrite)" if exists else ""
+        console.print(f"{args.path} -> {args.lfn} on {se}{note}", markup=False)
+        return 0
+    upload.upload_file(backend, args.path, validate_lfn(args.lfn), se, report, args.overwrite)
     state = "uploaded" if report.uploaded else "already there, same content"
     console.print(f"{args.lfn}: {state}", markup=False)
     return 0

@@ -67,6 +67,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--lfn-dir", required=True, help="catalog folder to put them in")
     p.add_argument("--se", default="LOCAL-SE", help="storage element")
     p.add_argument("--list", type=Path, required=True, help="list file to write")
+    p.add_argument("--dry-run", action="store_true", help="show the LFNs, register nothing")
     add_backend_options(p)
     p.set_defaults(func=commands.dataset_register)
 
@@ -178,7 +179,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("lfn")
     p.add_argument("--se", default=None, help="storage element (default: the backend's first)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a different file")
+    p.add_argument("--dry-run", action="store_true", help="say what would happen")
     add_backend_options(p)
     p.set_defaults(func=commands.files_put)
     p = files.add_parser("get", help="download files or a folder, verified")

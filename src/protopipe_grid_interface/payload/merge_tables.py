@@ -48,7 +48,8 @@ def root_attrs(h5):
     return dict((k, attrs[k]) for k in attrs._f_list("user"))
 
 
-def merge(out_path, in_paths):
+def merge(out_path, in_paths, note=note):
+    """Merge ``in_paths`` into ``out_path``; ``note`` receives skip and warning messages."""
     part = out_path + ".part"
     if os.path.abspath(out_path) in [os.path.abspath(p) for p in in_paths]:
         raise MergeError("output %s is also an input" % out_path)

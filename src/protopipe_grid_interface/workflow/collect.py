@@ -118,7 +118,7 @@ def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> tupl
         raise DataError(f"{output} already exists", "use --overwrite to merge again")
     try:
         merged, showers = merge_tables.merge(  # type: ignore[no-untyped-call]
-            str(output), [str(p) for p in inputs])
+            str(output), [str(p) for p in inputs], note=log.warning)
     except merge_tables.MergeError as exc:
         raise DataError(f"merge into {output.name}: {exc}") from None
     return int(merged), int(showers)

@@ -53,8 +53,8 @@ def run_token(lfn: str, index: int) -> str:
     """``run101`` for ``gamma_20deg_0deg_run101___cta-prod3_...simtel.gz``, else ``file<index>``."""
     name = posixpath.basename(lfn)
     fields = name.split("_")
-    if len(fields) > 3 and fields[3].startswith("run"):
-        return fields[3]
+    if len(fields) > 3 and (token := RUN_PATTERN.match(fields[3])):
+        return token.group(0)
     found = RUN_PATTERN.search(name)
     return f"run{found.group(1)}" if found else f"file{index}"
 
@@ -138,6 +138,9 @@ def plan_jobs(
         duplicate = next(lfn for lfn, n in Counter(lfns).items() if n > 1)
         raise InputError(f"duplicate input LFN {duplicate}")
 
+    if settings.files_per_job > 1 and len(lfns) > 1 and not settings.merge_script:
+        raise InputError("jobs with several files need the merge script",
+                         "set PlanSettings.merge_script")
     models = model_inputs(stage, settings)
     sandbox = tuple(p for p in (settings.analysis_config, settings.merge_script) if p)
     size = settings.files_per_job

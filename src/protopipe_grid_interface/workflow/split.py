@@ -115,6 +115,7 @@ def write_split(
 
     Empty chunks are not written (as in the original). Files are written whole or not at all.
     """
+    check_fractions(particle, fractions, f"{particle.value} percentages")
     lfns = read_list(input_list, require_lfn=False)
     stem = Path(input_list).name.split(".list")[0]
     written: dict[Path, int] = {}

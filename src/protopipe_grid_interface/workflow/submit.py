@@ -36,11 +36,14 @@ class SubmitReport:
     submitted: list[tuple[str, int]] = field(default_factory=list)
 
 
-def recover_interrupted(store: Store, backend: Backend) -> int:
-    """Adopt jobs a killed submission created on the backend; requeue the others."""
+def recover_interrupted(store: Store, backend: Backend) -> list[str]:
+    """Adopt jobs a killed submission created on the backend; requeue the others.
+
+    Returns the names of the adopted jobs.
+    """
     pending = store.jobs(statuses=[JobStatus.SUBMITTING])
     if not pending:
-        return 0
+        return []
     names = [r.name for r in pending]
     known = store.known_backend_ids(names)
     found = backend.find_jobs(names)
@@ -57,7 +60,7 @@ def recover_interrupted(store: Store, backend: Backend) -> int:
     store.mark_submitted(backend.name, adopted)
     adopted_names = {name for name, _ in adopted}
     store.mark_planned([n for n in names if n not in adopted_names], "submission interrupted")
-    return len(adopted)
+    return sorted(adopted_names)
 
 
 def to_submit(store: Store, specs: Sequence[JobSpec]) -> list[JobRecord]:
@@ -75,9 +78,10 @@ def submit(
     """Submit every job of ``specs`` that is not submitted yet; see the module docstring."""
     report = SubmitReport()
     report.planned, _ = store.add_planned(specs)
-    report.recovered = recover_interrupted(store, backend)
+    wanted = {spec.name for spec in specs}
+    report.recovered = len(wanted.intersection(recover_interrupted(store, backend)))
     todo = to_submit(store, specs)
-    report.already_submitted = len(specs) - len(todo)
+    report.already_submitted = len(specs) - len(todo) - report.recovered
 
     present = backend.metadata([r.spec.output_lfn for r in todo])
     if present:
