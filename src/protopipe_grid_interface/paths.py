@@ -52,6 +52,12 @@ STAGE_PARTICLES = {
     Stage.DL2: (Particle.GAMMA, Particle.PROTON, Particle.ELECTRON),
 }
 
+OUTPUT_PREFIX = {
+    Stage.TRAINING_ENERGY: "TRAINING_energy",
+    Stage.TRAINING_CLASSIFICATION: "TRAINING_classification",
+    Stage.DL2: "DL2",
+}
+
 MODEL_FOLDER = {"regressor": "energy_regressor", "classifier": "gamma_hadron_classifier"}
 
 
@@ -155,11 +161,7 @@ def merged_file_name(stage: Stage, particle: Particle, mode: str) -> str:
 
 def output_prefix(stage: Stage) -> str:
     """``TRAINING_energy``, ``TRAINING_classification`` or ``DL2``."""
-    return {
-        Stage.TRAINING_ENERGY: "TRAINING_energy",
-        Stage.TRAINING_CLASSIFICATION: "TRAINING_classification",
-        Stage.DL2: "DL2",
-    }[stage]
+    return OUTPUT_PREFIX[stage]
 
 
 def model_file_name(model_type: str, camera: str, method: str) -> str:

@@ -774,6 +774,7 @@ def build_upload_file() -> ArgumentParser:
     parser.add_argument("--log_file", default=None,
                         help="also log to this file, at --loglevel_file")
     add_switch(parser, "--overwrite", "replace a catalogued file whose content differs")
+    add_switch(parser, "--dry-run", "show what would be uploaded")
     add_backend_options(parser)
     return parser
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import InputError
 from ..models import JobSpec, Particle, Stage
-from ..paths import STAGE_PARTICLES, model_file_name, output_prefix
+from ..paths import OUTPUT_PREFIX, STAGE_PARTICLES, model_file_name
 
 #: DIRAC's JobDB stores JobName in a VARCHAR(128)
 MAX_JOB_NAME = 128
@@ -51,8 +51,8 @@ class PlanSettings:
 
 def run_token(lfn: str, index: int) -> str:
     """``run101`` for ``gamma_20deg_0deg_run101___cta-prod3_...simtel.gz``, else ``file<index>``."""
-    name = posixpath.basename(lfn)
-    fields = name.split("_")
+    name = lfn.rpartition("/")[2]
+    fields = name.split("_", 4)
     if len(fields) > 3 and (token := RUN_PATTERN.match(fields[3])):
         return token.group(0)
     found = RUN_PATTERN.search(name)
@@ -77,46 +77,48 @@ def model_inputs(stage: Stage, settings: PlanSettings) -> tuple[str, ...]:
     return tuple(lfns)
 
 
-def protopipe_step(stage: Stage, settings: PlanSettings, outfile: str, infile: str
-                   ) -> tuple[str, ...]:
-    """The protopipe command for one input file, with the original tool's arguments."""
-    config = posixpath.basename(settings.analysis_config)
-    common: tuple[str, ...] = ("--config_file", config, "--outfile", outfile, "--indir", "./",
-              "--infile_list", infile)
+def step_template(stage: Stage, settings: PlanSettings) -> Callable[[str, str], tuple[str, ...]]:
+    """``make(outfile, infile)``: the protopipe command for one input file, with the original
+    tool's arguments. Built once per plan: only the two file names change from job to job."""
+    head: tuple[str, ...] = (
+        "protopipe-DL2" if stage is Stage.DL2 else "protopipe-TRAINING",
+        "--config_file", posixpath.basename(settings.analysis_config), "--outfile")
+    middle = ("--indir", "./", "--infile_list")
+    tail: tuple[str, ...] = ()
     if settings.max_events is not None:
-        common += ("--max_events", str(settings.max_events))
-    common += (f"--{settings.mode}",)
+        tail += ("--max_events", str(settings.max_events))
+    tail += (f"--{settings.mode}",)
     regressor: tuple[str, ...] = ()
     if settings.regressor_method and settings.regressor_method.lower() != "none":
         regressor = ("--regressor_config", f"{settings.regressor_method}.yaml",
                      "--regressor_dir", "./")
     if stage is Stage.DL2:
-        classifier: tuple[str, ...] = ()
+        tail += regressor
         if settings.classifier_method and settings.classifier_method.lower() != "none":
-            classifier = ("--classifier_config", f"{settings.classifier_method}.yaml",
-                          "--classifier_dir", "./")
-        step: tuple[str, ...] = ("protopipe-DL2", *common, *regressor, *classifier)
+            tail += ("--classifier_config", f"{settings.classifier_method}.yaml",
+                     "--classifier_dir", "./")
         if settings.force_tailcut_for_extended_cleaning:
-            step += ("--force_tailcut_for_extended_cleaning",)
-    else:
-        estimate = stage is Stage.TRAINING_CLASSIFICATION
-        step = ("protopipe-TRAINING", *common)
-        if estimate:
-            step += ("--estimate_energy", "True", *regressor)
-    step += ("--cam_ids", *settings.cam_ids)
+            tail += ("--force_tailcut_for_extended_cleaning",)
+    elif stage is Stage.TRAINING_CLASSIFICATION:
+        tail += ("--estimate_energy", "True", *regressor)
+    tail += ("--cam_ids", *settings.cam_ids)
     if settings.save_images:
-        step += ("--save_images",)
-    return step
+        tail += ("--save_images",)
+
+    def make(outfile: str, infile: str) -> tuple[str, ...]:
+        return (*head, outfile, *middle, infile, *tail)
+
+    return make
 
 
 def output_name(stage: Stage, particle: Particle, mode: str, token: str) -> str:
     """``TRAINING_energy_gamma_tail_run101.h5`` / ``DL2_gamma_tail_run101-run110.h5``."""
-    return f"{output_prefix(stage)}_{particle.value}_{mode}_{token}.h5"
+    return f"{OUTPUT_PREFIX[stage]}_{particle.value}_{mode}_{token}.h5"
 
 
 def job_name(stage: Stage, particle: Particle, analysis: str, token: str) -> str:
     """``protopipe_<analysis>_TRAINING_energy_<particle>_<token>`` (``_DL2_`` for DL2)."""
-    return f"protopipe_{analysis}_{output_prefix(stage)}_{particle.value}_{token}"
+    return f"protopipe_{analysis}_{OUTPUT_PREFIX[stage]}_{particle.value}_{token}"
 
 
 def plan_jobs(
@@ -147,41 +149,39 @@ def plan_jobs(
     bunches = [lfns[i:i + size] for i in range(0, len(lfns), size)]
     if settings.max_jobs > 0:
         bunches = bunches[:settings.max_jobs]
-    tokens = []
-    for index, bunch in enumerate(bunches):
-        first = run_token(bunch[0], index * size)
-        last = run_token(bunch[-1], index * size + len(bunch) - 1)
-        tokens.append(first if len(bunch) == 1 else f"{first}-{last}")
+    file_tokens = [[run_token(lfn, start + offset) for offset, lfn in enumerate(bunch)]
+                   for start, bunch in zip(range(0, len(lfns), size), bunches, strict=False)]
+    tokens = [ft[0] if len(ft) == 1 else f"{ft[0]}-{ft[-1]}" for ft in file_tokens]
     repeated = {t for t, n in Counter(tokens).items() if n > 1}
     tokens = [f"{t}_j{i}" if t in repeated else t for i, t in enumerate(tokens)]
 
+    make_step = step_template(stage, settings)
+    lfn_stage_dir = settings.lfn_stage_dir.rstrip("/") + "/"
     specs: list[JobSpec] = []
-    for bunch, token in zip(bunches, tokens, strict=True):
+    for index, (bunch, token) in enumerate(zip(bunches, tokens, strict=True)):
         name = job_name(stage, particle, settings.analysis, token)
         if len(name) > MAX_JOB_NAME:
             raise InputError(f"job name {name!r} is {len(name)} characters long",
                              f"DIRAC accepts at most {MAX_JOB_NAME}: shorten the analysis name")
         final = output_name(stage, particle, settings.mode, token)
-        steps: list[tuple[str, ...]] = []
+        files = [lfn.rpartition("/")[2] for lfn in bunch]
         if len(bunch) == 1:
-            steps.append(protopipe_step(stage, settings, final, posixpath.basename(bunch[0])))
+            steps: tuple[tuple[str, ...], ...] = (make_step(final, files[0]),)
         else:
-            parts = []
-            for offset, lfn in enumerate(bunch):
-                part = output_name(stage, particle, settings.mode,
-                                   run_token(lfn, offset) + f"_part{offset}")
-                parts.append(part)
-                steps.append(protopipe_step(stage, settings, part, posixpath.basename(lfn)))
-            steps.append(("python", MERGE_SCRIPT, "-o", final, *parts))
+            parts = [output_name(stage, particle, settings.mode,
+                                 f"{file_tokens[index][offset]}_part{offset}")
+                     for offset in range(len(bunch))]
+            steps = (*(make_step(part, file) for part, file in zip(parts, files, strict=True)),
+                     ("python", MERGE_SCRIPT, "-o", final, *parts))
         specs.append(JobSpec(
             name=name,
             analysis=settings.analysis,
             stage=stage,
             particle=particle,
             input_lfns=tuple(bunch),
-            steps=tuple(steps),
+            steps=steps,
             output_file=final,
-            output_lfn=posixpath.join(settings.lfn_stage_dir, final),
+            output_lfn=lfn_stage_dir + final,
             output_se=settings.output_se,
             input_sandbox=sandbox,
             input_data=models,
