@@ -89,6 +89,7 @@ class JobSpec:
     cpu_time: int = 3600
     banned_sites: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
+    job_type: str = "User"
 
     @property
     def job_group(self) -> str:
@@ -123,6 +124,7 @@ class JobSpec:
             cpu_time=int(data.get("cpu_time", 3600)),
             banned_sites=tuple(data.get("banned_sites", ())),
             tags=tuple(data.get("tags", ())),
+            job_type=data.get("job_type", "User"),
         )
 
 

@@ -48,6 +48,7 @@ class Backend(ABC):
         site: str | None = None,
         job_group: str | None = None,
         date: str | None = None,
+        owner: str | None = None,
     ) -> list[int]:
         """Ids of the jobs matching every condition given (``date``: submitted that day,
         ``YYYY-MM-DD``), like DIRAC's ``selectJobs``."""
@@ -78,8 +79,9 @@ class Backend(ABC):
 
     # --- files --------------------------------------------------------------------------------
     @abstractmethod
-    def list_directory(self, path: str) -> list[RemoteFile]:
-        """Files directly inside the catalog directory ``path`` (empty if it does not exist)."""
+    def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
+        """Files inside the catalog directory ``path`` (empty if it does not exist): those
+        directly in it, or with ``recursive`` those in all its subdirectories too."""
 
     @abstractmethod
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:

@@ -214,7 +214,10 @@ class LocalBackend(Backend):
         site: str | None = None,
         job_group: str | None = None,
         date: str | None = None,
+        owner: str | None = None,
     ) -> list[int]:
+        if owner is not None and owner != self.user:
+            return []  # every local job belongs to the local user
         query, args = "SELECT id FROM jobs WHERE 1 = 1", []
         for column, value in (("status", status), ("minor_status", minor_status),
                               ("application_status", application_status), ("site", site),
@@ -307,13 +310,13 @@ class LocalBackend(Backend):
         return [*spec.input_lfns, *spec.input_data]
 
     # --- files --------------------------------------------------------------------------------
-    def list_directory(self, path: str) -> list[RemoteFile]:
+    def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
         prefix = validate_lfn(path).rstrip("/") + "/"
         rows = self.db.execute(
             "SELECT lfn FROM files WHERE lfn >= ? AND lfn < ? ORDER BY lfn",
             (prefix, prefix[:-1] + "0"),
         )
-        names = [lfn for (lfn,) in rows if "/" not in lfn[len(prefix):]]
+        names = [lfn for (lfn,) in rows if recursive or "/" not in lfn[len(prefix):]]
         found = self.metadata(names)
         return [found[lfn] for lfn in names]
 

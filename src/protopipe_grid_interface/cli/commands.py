@@ -129,18 +129,21 @@ def jobs_submit(args: argparse.Namespace) -> int:
     particles = stage_particles(args.stage, args.particle)
     if args.list and len(particles) != 1:
         raise InputError("--list needs exactly one --particle")
+    overrides: dict[str, object] = {}
+    if args.files_per_job:
+        overrides["files_per_job"] = args.files_per_job
+    if args.max_events:
+        overrides["max_events"] = args.max_events
+    analysis = Analysis.open(args.metadata)
+    backend = make_backend(args, analysis.grid.Software.local_env)
+    analysis = analysis.with_home(backend.home())
+    se = backend.storage_elements()[0]
+    specs = [spec for particle in particles
+             for spec in analysis.plan(args.stage, particle, se, args.list, **overrides)]
+    if args.dry_run:
+        render.plan_table(specs, backend.name)
+        return 0
     with session(args) as s:
-        overrides: dict[str, object] = {}
-        if args.files_per_job:
-            overrides["files_per_job"] = args.files_per_job
-        if args.max_events:
-            overrides["max_events"] = args.max_events
-        se = s.backend.storage_elements()[0]
-        specs = [spec for particle in particles
-                 for spec in s.analysis.plan(args.stage, particle, se, args.list, **overrides)]
-        if args.dry_run:
-            render.plan_table(specs, s.backend.name)
-            return 0
         with progress_bar(f"submitting {args.stage.value}", len(specs)) as advance:
             report = submit.submit(s.store, s.backend, specs, progress=advance)
         console.print(
@@ -258,7 +261,9 @@ def jobs_input_lfns(args: argparse.Namespace) -> int:
     lfns = [lfn for lfn in backend.job_input_data(args.job_id) if "/estimators/" not in lfn]
     text = "".join(f"{lfn}\n" for lfn in lfns)
     if args.output_file:
-        args.output_file.write_text(text)
+        partial = args.output_file.with_name(args.output_file.name + ".part")
+        partial.write_text(text)
+        partial.replace(args.output_file)
         console.print(f"{len(lfns)} LFN(s) written to {args.output_file}", markup=False)
     else:
         print(text, end="")
@@ -387,10 +392,10 @@ def files_put(args: argparse.Namespace) -> int:
 
 
 def remote_files(backend: Backend, path: str) -> list[RemoteFile]:
-    """The file ``path`` itself, or the files of the folder ``path``."""
+    """The file ``path`` itself, or the files of the folder ``path`` and its subfolders."""
     validate_lfn(path)
     found = backend.metadata([path])
-    return [found[path]] if path in found else backend.list_directory(path)
+    return [found[path]] if path in found else backend.list_directory(path, recursive=True)
 
 
 def files_get(args: argparse.Namespace) -> int:

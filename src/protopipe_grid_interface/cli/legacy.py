@@ -33,7 +33,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +62,8 @@ if TYPE_CHECKING:  # heavy modules (pydantic, rich tables) are imported when a c
     from ..workflow.analysis import Analysis
 
 log = logging.getLogger(__name__)
+#: what ``say`` prints, also kept in the log file (but never repeated on stderr)
+user_log = logging.getLogger(f"{__name__}.user")
 
 DEFAULT_GRID_HOME = "/vo.cta.in2p3.fr/user/x/xxx"
 DEFAULT_SE = "CC-IN2P3-USER"
@@ -91,7 +92,7 @@ SELECTABLE_STATES = tuple(s.value for s in JobStatus
 def say(text: str) -> None:
     """One line for the user (and for the log file, when there is one)."""
     console.print(text, markup=False, soft_wrap=True)
-    log.info(text)
+    user_log.info(text)
 
 
 def switch(value: str) -> bool:
@@ -149,6 +150,7 @@ def set_stream_level(level: str) -> None:
     for handler in root.handlers:
         if type(handler) is logging.StreamHandler:
             handler.setLevel(level)
+            handler.addFilter(lambda record: record.name != user_log.name)
     root.setLevel(min(root.level or logging.WARNING, logging.getLevelName(level)))
 
 
@@ -417,13 +419,6 @@ def legacy_stage(analysis: Analysis, output_type: str) -> tuple[Stage, Particle]
     return stage, general.particle
 
 
-def with_debug(spec: JobSpec) -> JobSpec:
-    """The job with ``--debug`` added to its protopipe steps (``--debug_script``)."""
-    steps = tuple((*step, "--debug") if Path(step[0]).name.startswith("protopipe-") else step
-                  for step in spec.steps)
-    return replace(spec, steps=steps)
-
-
 def upload_sites(analysis: Analysis, backend: Backend) -> list[str]:
     """``GRID.upload_sites`` the backend has; all of the backend's if none (as models upload)."""
     known = backend.storage_elements()
@@ -521,15 +516,15 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
         overrides["save_images"] = True
     if args.tag:
         overrides["tags"] = (args.tag,)
-    specs = analysis.plan(stage, particle, backend.storage_elements()[0], None, **overrides)
     if args.debug_script:
-        specs = [with_debug(spec) for spec in specs]
+        overrides["debug"] = True
+    if args.DataReprocessing:
+        overrides["job_type"] = "DataReprocessing"
+    specs = analysis.plan(stage, particle, backend.storage_elements()[0], None, **overrides)
     config_lfn = None
     if args.upload_analysis_cfg:
         config_lfn = validate_lfn(posixpath.join(analysis.tree.lfn_data_dir(stage, particle),
                                                  analysis.config_path.name))
-    if args.DataReprocessing:
-        say("note: --DataReprocessing: the job type is not passed on by this release")
     if args.dry:
         show_plan(analysis, backend, stage, particle, specs, config_lfn)
         return 0
@@ -780,8 +775,6 @@ def build_upload_file() -> ArgumentParser:
 
 
 def run_upload_file(args: argparse.Namespace) -> int:
-    from . import commands
-
     if "/" in args.infile:
         raise InputError(f"--infile {args.infile!r}: expected a file name, not a path",
                          "put the folder in --indir")
@@ -789,10 +782,14 @@ def run_upload_file(args: argparse.Namespace) -> int:
     path = Path(args.indir) / args.infile
     if not path.is_file():
         raise InputError(f"{path}: file to upload not found")
+    set_stream_level(args.loglevel_stream)
     log_to_file(args.log_file, level=args.loglevel_file)
     backend = make_backend(args)
     check_ses(backend, [args.SE], "--SE")
     args.path, args.lfn, args.se = path, lfn, args.SE
+    user_log.info("upload %s to %s on %s", path, lfn, args.SE)
+    from . import commands
+
     return commands.files_put(args)
 
 
@@ -947,11 +944,9 @@ def run_force_job_to_failed(args: argparse.Namespace) -> int:
         ("Status", args.Status), ("MinorStatus", args.MinorStatus),
         ("ApplicationStatus", args.ApplicationStatus), ("Site", args.Site),
         ("Owner", args.Owner), ("JobGroup", args.JobGroup), ("Date", day)) if value)
-    user = backend.home().rstrip("/").split("/")[-1]
-    ids: list[int] = []
-    if not args.Owner or args.Owner == user:  # the backend only lists (and acts on) our jobs
-        ids = sorted({job_id for group in groups for job_id in backend.select_jobs(
-            args.Status, args.MinorStatus, args.ApplicationStatus, args.Site, group, day)})
+    ids = sorted({job_id for group in groups for job_id in backend.select_jobs(
+        args.Status, args.MinorStatus, args.ApplicationStatus, args.Site, group, day,
+        args.Owner)})
     if not ids:
         say(f"No jobs were selected with conditions: {conditions}")
         return 0

@@ -46,7 +46,9 @@ class PlanSettings:
     max_jobs: int = -1
     force_tailcut_for_extended_cleaning: bool = False
     save_images: bool = False
+    debug: bool = False
     tags: tuple[str, ...] = ()
+    job_type: str = "User"
 
 
 def run_token(lfn: str, index: int) -> str:
@@ -104,6 +106,8 @@ def step_template(stage: Stage, settings: PlanSettings) -> Callable[[str, str], 
     tail += ("--cam_ids", *settings.cam_ids)
     if settings.save_images:
         tail += ("--save_images",)
+    if settings.debug:
+        tail += ("--debug",)
 
     def make(outfile: str, infile: str) -> tuple[str, ...]:
         return (*head, outfile, *middle, infile, *tail)
@@ -188,5 +192,6 @@ def plan_jobs(
             cpu_time=settings.cpu_time,
             banned_sites=settings.banned_sites,
             tags=settings.tags,
+            job_type=settings.job_type,
         ))
     return specs

@@ -14,8 +14,9 @@ from importlib.resources import files
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
-from ..config import AnalysisMetadata, load_metadata
+from ..config import AnalysisMetadata, describe_validation_error, load_metadata
 from ..exceptions import InputError
 from ..paths import STANDARD_TREE, AnalysisTree, create_paths
 
@@ -47,10 +48,13 @@ def create_analysis(
     output_path = Path(output_path).resolve()
     shared = output_path / "shared_folder"
     analyses = shared / "analyses"
-    metadata = AnalysisMetadata(
-        analyses_directory=str(analyses), analysis_name=name, grid_is_dirac=grid_is_dirac,
-        grid_home=grid_home, path_from_home=path_from_home,
-    )
+    try:
+        metadata = AnalysisMetadata(
+            analyses_directory=str(analyses), analysis_name=name, grid_is_dirac=grid_is_dirac,
+            grid_home=grid_home, path_from_home=path_from_home,
+        )
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(Path("analysis name"), exc)) from None
     tree = AnalysisTree(analyses, name, grid_home, path_from_home)
     if tree.root.exists() and not overwrite:
         raise InputError(f"{tree.root}: analysis already exists",
@@ -65,7 +69,7 @@ def create_analysis(
         (tree.root / relative).mkdir(parents=True, exist_ok=True)
     tree.configs.mkdir(exist_ok=True)
 
-    user_name = grid_home.rstrip("/").split("/")[-1] if grid_home else ""
+    user_name = grid_home.rstrip("/").split("/")[-1] if grid_is_dirac and grid_home else ""
     grid_template = files("protopipe_grid_interface").joinpath("data/grid.yaml").read_text()
     write_atomic(tree.grid_config, fill(grid_template, {
         "ANALYSIS_NAME": name,
