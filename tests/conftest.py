@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from protopipe_grid_interface.models import JobSpec, Particle, Stage
+from protopipe_grid_interface.software import default_payload_env
 
 #: LFN home used by tests that build specs without a backend
 TEST_HOME = "/vo.cta.in2p3.fr/user/t/tester"
@@ -50,3 +52,15 @@ def job_spec() -> SpecFactory:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def protopipe_env() -> Path:
+    """The real protopipe payload environment; in CI its absence is a failure, never a skip."""
+    env = default_payload_env()
+    if not (env / "bin" / "protopipe-TRAINING").exists():
+        message = f"no protopipe payload environment at {env} (scripts/install-payload.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return env

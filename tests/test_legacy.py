@@ -21,7 +21,6 @@ import yaml
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import JobSpec, JobStatus, Particle, Stage
-from protopipe_grid_interface.software import default_payload_env
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow.analysis import Analysis
 from protopipe_grid_interface.workflow.tree import create_analysis
@@ -173,9 +172,7 @@ def create_mock_file(path: Path, cameras: Sequence[str], rows: int = 50,
 
 # --- the original tool's three tests ------------------------------------------------------------
 @pytest.mark.payload
-def test_directory_tree(tmp_path: Path) -> None:
-    if not (default_payload_env() / "bin" / "protopipe-TRAINING").exists():
-        pytest.skip("protopipe payload environment not installed (scripts/install-payload.sh)")
+def test_directory_tree(tmp_path: Path, protopipe_env: Path) -> None:
     workflow = tmp_path / "test_analysis_workflow.yaml"
     workflow.write_text(yaml.dump(STANDARD_WORKFLOW))
     ok(cli("CREATE_ANALYSIS", "--analysis_name", "test_analysis", "--analysis_directory_tree",
@@ -233,10 +230,8 @@ def test_merge(tmp_path: Path) -> None:
 
 # --- CREATE_ANALYSIS ----------------------------------------------------------------------------
 @pytest.mark.payload
-def test_create_analysis_without_grid_is_dirac(tmp_path: Path) -> None:
+def test_create_analysis_without_grid_is_dirac(tmp_path: Path, protopipe_env: Path) -> None:
     """Defect 12: the original crashed (NameError) without --GRID-is-DIRAC."""
-    if not (default_payload_env() / "bin" / "protopipe-TRAINING").exists():
-        pytest.skip("protopipe payload environment not installed (scripts/install-payload.sh)")
     ok(cli("CREATE_ANALYSIS", "--analysis_name", "plain", "--output_path", tmp_path,
            cwd=tmp_path))
     root = tmp_path / "shared_folder" / "analyses" / "plain"
