@@ -63,6 +63,8 @@ class SoftwareSection(Section):
 
     conda_setup: str = CVMFS_CONDA_SETUP
     conda_env: str = "ctapipe_v0.11.0"
+    #: a Python environment at this path on every worker node, instead of conda (test sites)
+    worker_env: str = ""
     local_env: str = ""
 
 

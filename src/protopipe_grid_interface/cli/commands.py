@@ -36,7 +36,7 @@ class Session:
 def session(args: argparse.Namespace, with_backend: bool = True) -> Iterator[Session]:
     """Open the analysis, its state database and the backend; record the command run."""
     analysis = Analysis.open(args.metadata)
-    backend = make_backend(args, analysis.grid.Software.local_env) if with_backend else None
+    backend = make_backend(args, analysis.grid) if with_backend else None
     if backend is not None:
         analysis = analysis.with_home(backend.home())
     store = analysis.store()
@@ -135,7 +135,7 @@ def jobs_submit(args: argparse.Namespace) -> int:
     if args.max_events:
         overrides["max_events"] = args.max_events
     analysis = Analysis.open(args.metadata)
-    backend = make_backend(args, analysis.grid.Software.local_env)
+    backend = make_backend(args, analysis.grid)
     analysis = analysis.with_home(backend.home())
     se = backend.storage_elements()[0]
     specs = [spec for particle in particles

@@ -24,6 +24,7 @@ from rich.progress import (
 
 from .. import __version__
 from ..backends.base import Backend
+from ..config import GridConfig, SoftwareSection
 from ..exceptions import InputError, Interrupted, PipelineError
 from ..software import default_payload_env
 
@@ -85,15 +86,23 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="Python environment with protopipe, for the local backend")
 
 
-def make_backend(args: argparse.Namespace, configured_env: str = "") -> Backend:
-    """The backend chosen on the command line."""
+def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Backend:
+    """The backend chosen on the command line, set up from the analysis' grid.yaml if any."""
     name = getattr(args, "backend", "local")
+    software = grid.Software if grid is not None else SoftwareSection()
     if name == "dirac":
-        raise InputError("--backend dirac: the DIRAC backend is not available in this release",
-                         "use --backend local")
+        from ..backends.dirac import DiracBackend, Environment
+
+        if software.worker_env:
+            environment = Environment("venv", software.worker_env)
+        else:
+            environment = Environment("conda", software.conda_setup, software.conda_env)
+        admin = os.environ.get("PGI_ADMIN_PROXY")
+        return DiracBackend(environment, ses=grid.GRID.upload_sites if grid else (),
+                            admin_proxy=Path(admin) if admin else None)
     from ..backends.local import LocalBackend
 
-    env = getattr(args, "payload_env", None) or (Path(configured_env) if configured_env
+    env = getattr(args, "payload_env", None) or (Path(software.local_env) if software.local_env
                                                  else default_payload_env())
     root = getattr(args, "local_root", None) or default_local_root()
     return LocalBackend(root, payload_env=env)

@@ -507,7 +507,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
     analysis = Analysis.open(metadata)
     log_to_file(args.log_file, append=False)
     stage, particle = legacy_stage(analysis, args.output_type)
-    backend = make_backend(args, analysis.grid.Software.local_env)
+    backend = make_backend(args, analysis.grid)
     analysis = analysis.with_home(backend.home())
     overrides: dict[str, object] = {}
     if args.max_events != DEFAULT_MAX_EVENTS:
@@ -616,7 +616,7 @@ def run_download_and_merge(args: argparse.Namespace) -> int:
         return 0
     backend = None
     if not args.disable_download:
-        backend = make_backend(args, analysis.grid.Software.local_env)
+        backend = make_backend(args, analysis.grid)
         analysis = analysis.with_home(backend.home())
     with recorded(analysis) as store:
         session = commands.Session(analysis, store, backend)  # type: ignore[arg-type]
@@ -706,7 +706,7 @@ def run_upload_models(args: argparse.Namespace) -> int:
     analysis = legacy_analysis(args.metadata, args.analysis_name, args.local_path,
                                args.GRID_home, args.GRID_path_from_home, args.cleaning_mode)
     log_to_file(args.log_file)
-    backend = make_backend(args, analysis.grid.Software.local_env)
+    backend = make_backend(args, analysis.grid)
     analysis = analysis.with_home(backend.home())
     ses = check_ses(backend, [args.SE], "--SE") + [
         se for se in check_ses(backend, args.list_of_SEs, "--list-of-SEs") if se != args.SE]

@@ -1,0 +1,384 @@
+"""The DIRAC backend: the only module that imports DIRAC, lazily, after ``DIRAC.initialize()``.
+
+Jobs go to DIRAC in bulk: specs that share their sandbox, models, group and site bans become
+one parametric job per chunk of at most ``MaxParametricJobs`` (asked of the server), each job
+with its own name, input data and output LFN. Each job runs ``pgi_job.sh``, which activates the
+payload environment (CVMFS conda on the grid, a Python environment at a fixed path elsewhere)
+and runs the job's steps from the chunk's ``jobs.json`` with ``run_job.py``: argument lists,
+never a shell string. Outputs are uploaded and registered by DIRAC's job wrapper.
+
+Every DIRAC result (``{'OK': ..., 'Value' | 'Message'}``, ``Successful`` / ``Failed`` maps) is
+checked; failures become :class:`BackendError` with DIRAC's message; transient ones are retried
+a bounded number of times with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import BackendError, DataError, TransientBackendError
+from ..iterutils import chunked
+from ..models import JobSpec, JobState, JobStatus, RemoteFile
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+PAYLOAD = Path(__file__).resolve().parent.parent / "payload"
+MAX_PARAMETRIC_PATH = "/Systems/WorkloadManagement/Services/JobManager/MaxParametricJobs"
+#: DIRAC's code default when the CS does not say
+DEFAULT_MAX_PARAMETRIC = 20
+TRANSIENT = ("Failed to get file catalog configuration", "Connection refused", "timed out",
+             "Peer closed connection", "Cannot connect", "Temporary failure")
+NO_SUCH_FILE = ("No such file", "not found", "does not exist")
+BULK = 1000
+
+
+@dataclass(frozen=True)
+class Environment:
+    """How a job activates the payload: ``conda`` (setup script + env) or ``venv`` (a path)."""
+
+    kind: str
+    location: str
+    name: str = ""
+
+    def arguments(self, job: str) -> str:
+        """Arguments of ``pgi_job.sh`` (no value may hold a space: DIRAC drops them)."""
+        values = [self.kind, self.location, *([self.name] if self.kind == "conda" else []), job]
+        if any(not v or " " in v for v in values):
+            raise BackendError(f"payload environment {values!r}: empty or with spaces")
+        return " ".join(values)
+
+
+class DiracBackend(Backend):
+    """Jobs and files on DIRAC; see the module docstring."""
+
+    name = "dirac"
+
+    def __init__(
+        self,
+        environment: Environment,
+        ses: Sequence[str] = (),
+        admin_proxy: Path | None = None,
+        retries: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
+        self.environment = environment
+        self.ses = list(ses)
+        self.admin_proxy = admin_proxy
+        self.retries = retries
+        self.backoff = backoff
+        self.round_trips = 0
+        self._api: Any = None
+
+    # --- DIRAC, lazily ------------------------------------------------------------------------
+    @property
+    def api(self) -> Any:
+        """The ``Dirac()`` API object, after initialising DIRAC once."""
+        self.ready()
+        return self._api
+
+    def ready(self) -> None:
+        """Initialise DIRAC once (it reads dirac.cfg and the proxy)."""
+        if self._api is None:
+            try:
+                import DIRAC
+
+                DIRAC.initialize()
+                from DIRAC.Interfaces.API.Dirac import Dirac
+            except ImportError:
+                raise BackendError("the DIRAC client is not installed",
+                                   "pip install 'protopipe-grid-interface[dirac]'") from None
+            except Exception as exc:  # DIRAC.initialize raises plain exceptions
+                raise BackendError(f"DIRAC could not start: {exc}",
+                                   "check your proxy (dirac-proxy-init) and dirac.cfg") from None
+            self._api = Dirac()
+
+    def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call DIRAC; return ``Value``; retry transient failures; raise BackendError."""
+        for attempt in range(self.retries + 1):
+            self.round_trips += 1
+            result = function(*args, **kwargs)
+            if result.get("OK"):
+                return result.get("Value")
+            message = str(result.get("Message", "unknown error"))
+            if not any(t in message for t in TRANSIENT) or attempt == self.retries:
+                error = TransientBackendError if any(t in message for t in TRANSIENT) \
+                    else BackendError
+                raise error(f"{what}: {message}")
+            log.warning("%s: %s (retrying)", what, message)
+            time.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def bulk(self, what: str, function: Callable[..., Any], items: Sequence[str],
+             *args: Any, missing_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """A ``Successful``/``Failed`` call over ``items``; raise on failures (but missing)."""
+        successful: dict[str, Any] = {}
+        for chunk in chunked(list(items), BULK):
+            value = self.call(what, function, chunk, *args, **kwargs)
+            failed = {k: v for k, v in value.get("Failed", {}).items()
+                      if not (missing_ok and any(n in str(v) for n in NO_SUCH_FILE))}
+            if failed:
+                lfn, message = next(iter(failed.items()))
+                raise BackendError(f"{what}: {lfn}: {message}",
+                                   f"{len(failed)} of {len(chunk)} failed")
+            successful.update(value.get("Successful", {}))
+        return successful
+
+    # --- identity -----------------------------------------------------------------------------
+    def home(self) -> str:
+        self.ready()
+        from DIRAC.ConfigurationSystem.Client.Helpers.Registry import getVOForGroup
+        from DIRAC.Core.Security.ProxyInfo import getProxyInfo
+
+        info = self.call("proxy", getProxyInfo)
+        user, group = info["username"], info.get("group", "")
+        vo = getVOForGroup(group) or "vo.cta.in2p3.fr"
+        return f"/{vo}/user/{user[0]}/{user}"
+
+    def storage_elements(self) -> list[str]:
+        if self.ses:
+            return list(self.ses)
+        self.ready()
+        from DIRAC import gConfig
+
+        return list(self.call("storage elements", gConfig.getSections,
+                              "/Resources/StorageElements"))
+
+    def max_parametric(self) -> int:
+        """The server's limit of jobs per parametric submission."""
+        self.ready()
+        from DIRAC import gConfig
+
+        value = gConfig.getValue(MAX_PARAMETRIC_PATH)
+        return int(value) if value else DEFAULT_MAX_PARAMETRIC
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def submit(self, specs: Sequence[JobSpec]) -> list[int]:
+        ids: dict[str, int] = {}
+        limit = self.max_parametric()
+        groups: dict[tuple[object, ...], list[JobSpec]] = {}
+        for spec in specs:
+            key = (spec.job_group, spec.output_se, spec.input_sandbox, spec.input_data,
+                   spec.cpu_time, spec.banned_sites, spec.tags, spec.job_type)
+            groups.setdefault(key, []).append(spec)
+        for group in groups.values():
+            for chunk in chunked(group, limit):
+                for spec, job_id in zip(chunk, self.submit_chunk(chunk), strict=True):
+                    ids[spec.name] = job_id
+        return [ids[spec.name] for spec in specs]
+
+    def submit_chunk(self, specs: Sequence[JobSpec]) -> list[int]:
+        """One DIRAC submission (parametric when more than one job) for specs sharing a key."""
+        from DIRAC.Interfaces.API.Job import Job
+
+        first = specs[0]
+        with tempfile.TemporaryDirectory(prefix="pgi-submit-") as tmp:
+            manifest = Path(tmp) / "jobs.json"
+            manifest.write_text(json.dumps({"jobs": {s.name: job_entry(s) for s in specs}}))
+            job = Job()
+            job.setJobGroup(first.job_group)
+            job.setInputSandbox([str(manifest), str(PAYLOAD / "run_job.py"),
+                                 str(PAYLOAD / "pgi_job.sh"), *first.input_sandbox])
+            job.setOutputSandbox(["std.out", "std.err"])
+            job.setCPUTime(first.cpu_time)
+            if first.banned_sites:
+                job.setBannedSites(list(first.banned_sites))
+            if first.tags:
+                job.setTag(list(first.tags))
+            if first.job_type != "User":
+                job.setType(first.job_type)
+            if len(specs) == 1:
+                job.setName(first.name)
+                job.setExecutable("pgi_job.sh", arguments=self.environment.arguments(first.name))
+                job.setInputData([*first.input_lfns, *first.input_data])
+                job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
+            else:
+                names = [s.name for s in specs]
+                job.setName(names[0])
+                job.setParameterSequence("JobName", names)
+                job.setParameterSequence("pgijob", names)
+                job.setExecutable("pgi_job.sh",
+                                  arguments=self.environment.arguments("%(pgijob)s"))
+                job.setParameterSequence("InputData",
+                                         [[*s.input_lfns, *s.input_data] for s in specs],
+                                         addToWorkflow="ParametricInputData")
+                job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
+                job.setParameterSequence("OutputData", [f"LFN:{s.output_lfn}" for s in specs])
+            value = self.call("submitJob", self.api.submitJob, job)
+        ids = value if isinstance(value, list) else [value]
+        if len(ids) != len(specs):
+            raise BackendError(f"submitJob returned {len(ids)} ids for {len(specs)} jobs")
+        return [int(i) for i in ids]
+
+    def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
+        from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (
+            JobMonitoringClient,
+        )
+
+        self.ready()
+        monitoring = JobMonitoringClient()
+        found: dict[str, list[int]] = {}
+        wanted = set(names)
+        for chunk in chunked(list(names), BULK):
+            ids = self.call("getJobs", monitoring.getJobs, {"JobName": chunk})
+            if not ids:
+                continue
+            summary = self.call("getJobsSummary", monitoring.getJobsSummary,
+                                [int(i) for i in ids])
+            for job_id, attributes in summary.items():
+                name = attributes.get("JobName")
+                if name in wanted:
+                    found.setdefault(name, []).append(int(job_id))
+        return {name: sorted(ids) for name, ids in found.items()}
+
+    def status(self, ids: Sequence[int]) -> dict[int, JobState]:
+        states: dict[int, JobState] = {}
+        for chunk in chunked([int(i) for i in ids], BULK):
+            value = self.call("getJobStatus", self.api.getJobStatus, chunk)
+            for job_id, info in value.items():
+                try:
+                    status = JobStatus(info["Status"])
+                except ValueError:
+                    raise BackendError(f"job {job_id}: unknown status {info['Status']!r}") from None
+                states[int(job_id)] = JobState(int(job_id), status, info.get("MinorStatus", ""),
+                                               info.get("ApplicationStatus", ""),
+                                               info.get("Site", ""))
+        return states
+
+    def select_jobs(
+        self,
+        status: str | None = None,
+        minor_status: str | None = None,
+        application_status: str | None = None,
+        site: str | None = None,
+        job_group: str | None = None,
+        date: str | None = None,
+        owner: str | None = None,
+    ) -> list[int]:
+        value = self.call("selectJobs", self.api.selectJobs, status=status,
+                          minorStatus=minor_status, applicationStatus=application_status,
+                          site=site, owner=owner, jobGroup=job_group, date=date,
+                          printErrors=False)
+        return sorted(int(i) for i in value or [])
+
+    def kill(self, ids: Sequence[int]) -> None:
+        active = [i for i, s in self.status(ids).items() if not s.status.is_final]
+        if active:
+            self.call("killJob", self.api.killJob, active)
+
+    def reschedule(self, ids: Sequence[int]) -> None:
+        self.call("rescheduleJob", self.api.rescheduleJob, [int(i) for i in ids])
+
+    def set_failed(self, ids: Sequence[int], reason: str) -> None:
+        from DIRAC.WorkloadManagementSystem.Client.JobStateUpdateClient import (
+            JobStateUpdateClient,
+        )
+
+        self.ready()
+        options = {"proxyLocation": str(self.admin_proxy)} if self.admin_proxy else {}
+        client = JobStateUpdateClient(**options)
+        for job_id in ids:
+            self.call("setJobStatus", client.setJobStatus, int(job_id), "Failed", reason,
+                      "protopipe-grid", None, True)
+        # the call returns OK without effect when not allowed: read the states again
+        left = [i for i, s in self.status(ids).items() if s.status != JobStatus.FAILED]
+        if left:
+            raise BackendError(f"{len(left)} job(s) not set to Failed, e.g. {left[0]}",
+                               "this needs a JobAdministrator proxy")
+
+    def job_log(self, job_id: int) -> str:
+        with tempfile.TemporaryDirectory(prefix="pgi-log-") as tmp:
+            self.call("getOutputSandbox", self.api.getOutputSandbox, int(job_id), outputDir=tmp)
+            texts = []
+            for name in ("std.out", "std.err"):
+                path = Path(tmp) / str(job_id) / name
+                if path.is_file():
+                    texts.append(path.read_text(errors="replace"))
+            return "".join(texts)
+
+    def job_input_data(self, job_id: int) -> list[str]:
+        jdl = self.call("getJobJDL", self.api.getJobJDL, int(job_id))
+        value = jdl.get("InputData", [])
+        items = value if isinstance(value, list) else str(value).strip("{}").split(",")
+        return [item.strip().strip('"').removeprefix("LFN:") for item in items if item.strip()]
+
+    # --- files --------------------------------------------------------------------------------
+    def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
+        from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
+
+        self.ready()
+        catalog = FileCatalog()
+        folders, lfns = [path.rstrip("/")], []
+        while folders:
+            value = self.call("listDirectory", catalog.listDirectory, folders)
+            for folder, failure in value.get("Failed", {}).items():
+                if not any(n in str(failure) for n in NO_SUCH_FILE):
+                    raise BackendError(f"listDirectory {folder}: {failure}")
+            folders = []
+            for content in value.get("Successful", {}).values():
+                lfns += sorted(content.get("Files", {}))
+                if recursive:
+                    folders += sorted(content.get("SubDirs", {}))
+        found = self.metadata(lfns)
+        return [found[lfn] for lfn in lfns if lfn in found]
+
+    def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
+        if not lfns:
+            return {}
+        meta = self.bulk("getLfnMetadata", self.api.getLfnMetadata, lfns, missing_ok=True)
+        replicas = self.bulk("getReplicas", self.api.getReplicas, list(meta), missing_ok=True)
+        return {lfn: RemoteFile(lfn, int(m["Size"]), str(m.get("Checksum", "")),
+                                tuple(sorted(replicas.get(lfn, {}))))
+                for lfn, m in meta.items()}
+
+    def get_file(self, lfn: str, destination: Path) -> None:
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".pgi-get-", dir=destination.parent) as tmp:
+            try:
+                self.bulk("getFile", self.api.getFile, [lfn], destDir=tmp)
+            except BackendError as exc:
+                raise DataError(str(exc)) from None
+            os.replace(Path(tmp) / Path(lfn).name, destination)
+
+    def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"local file not found: {path}")
+        if self.metadata([lfn]):
+            raise BackendError(f"file already registered: {lfn}", "remove it first")
+        with tempfile.TemporaryDirectory(prefix="pgi-put-") as tmp:
+            staged = Path(tmp) / Path(lfn).name  # DIRAC names the file as the LFN does
+            shutil.copyfile(path, staged)
+            self.bulk("addFile", lambda lfns: self.api.addFile(lfns[0], str(staged), se), [lfn])
+        return self.metadata([lfn])[lfn]
+
+    def replicate(self, lfn: str, se: str) -> None:
+        found = self.metadata([lfn]).get(lfn)
+        if found is None:
+            raise DataError(f"no such file in the catalog: {lfn}")
+        if se not in found.replicas:
+            self.bulk("replicateFile", lambda lfns: self.api.replicateFile(lfns[0], se), [lfn])
+
+    def remove(self, lfns: Sequence[str]) -> None:
+        if lfns:
+            self.bulk("removeFile", self.api.removeFile, list(lfns), missing_ok=True)
+
+
+def job_entry(spec: JobSpec) -> dict[str, object]:
+    """What ``run_job.py`` needs of a job: its steps, its output, what to clean up after."""
+    intermediate = [step[step.index("--outfile") + 1] for step in spec.steps
+                    if "--outfile" in step and step[step.index("--outfile") + 1] !=
+                    spec.output_file]
+    return {"steps": [list(step) for step in spec.steps], "output_file": spec.output_file,
+            "cleanup": [Path(lfn).name for lfn in (*spec.input_lfns, *spec.input_data)]
+            + intermediate}
