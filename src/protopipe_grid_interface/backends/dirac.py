@@ -150,8 +150,9 @@ class DiracBackend(Backend):
         self.ready()
         from DIRAC import gConfig
 
-        return list(self.call("storage elements", gConfig.getSections,
-                              "/Resources/StorageElements"))
+        names = self.call("storage elements", gConfig.getSections,
+                          "/Resources/StorageElements")
+        return [name for name in names if not name.endswith("SandboxSE")]
 
     def max_parametric(self) -> int:
         """The server's limit of jobs per parametric submission."""
@@ -296,8 +297,17 @@ class DiracBackend(Backend):
                                "this needs a JobAdministrator proxy")
 
     def job_log(self, job_id: int) -> str:
+        """The job's std.out and std.err; its DIRAC logging record if it never ran."""
         with tempfile.TemporaryDirectory(prefix="pgi-log-") as tmp:
-            self.call("getOutputSandbox", self.api.getOutputSandbox, int(job_id), outputDir=tmp)
+            try:
+                self.call("getOutputSandbox", self.api.getOutputSandbox, int(job_id),
+                          outputDir=tmp)
+            except BackendError as exc:
+                if "No Output sandbox" not in str(exc):
+                    raise
+                records = self.call("getJobLoggingInfo", self.api.getJobLoggingInfo,
+                                    int(job_id))
+                return "".join(f"{r[3]} {r[0]}: {r[1]} ({r[2]})\n" for r in records)
             texts = []
             for name in ("std.out", "std.err"):
                 path = Path(tmp) / str(job_id) / name

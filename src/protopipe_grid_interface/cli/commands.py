@@ -455,8 +455,15 @@ def demo(args: argparse.Namespace) -> int:
     from ..workflow import demo as demo_workflow
 
     start = time.monotonic()
+    backend = None
+    if args.backend == "dirac":
+        from ..backends.dirac import DiracBackend, Environment
+
+        env = payload_env(args)
+        backend = DiracBackend(Environment("venv", str(env)))
     result = demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh,
-                               lambda text: console.print(text, markup=False, soft_wrap=True))
+                               lambda text: console.print(text, markup=False, soft_wrap=True),
+                               backend)
     store = result.analysis.store()
     try:
         render.status_table(store.jobs())

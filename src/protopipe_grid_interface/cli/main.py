@@ -208,6 +208,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--payload-env", type=Path, default=None)
     p.add_argument("--data", type=Path, default=None, help="folder with the sim_telarray files")
     p.add_argument("--fresh", action="store_true", help="start again from nothing")
+    p.add_argument("--backend", choices=["local", "dirac"], default="local",
+                   help="dirac: a DIRAC test site whose workers are this machine")
     p.set_defaults(func=commands.demo)
     return parser
 

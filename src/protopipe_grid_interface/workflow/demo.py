@@ -1,4 +1,7 @@
-"""A whole protopipe analysis on the local backend, with real protopipe on real files.
+"""A whole protopipe analysis on one machine, with real protopipe on real files.
+
+It runs on any backend: the local one by default, or DIRAC (a test box whose worker nodes are
+this machine, so the payload environment is reachable at a fixed path).
 
 Only one real Prod3 Paranal file fits one analysis configuration offline (9 gamma events), and
 there is no proton or electron simulation: the demo registers copies of that file as a small
@@ -10,6 +13,7 @@ runs real protopipe on real files; the enlarged tables are a demo aid, not physi
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ..backends.base import Backend
 from ..backends.local import LocalBackend
 from ..exceptions import InputError
 from ..models import JobStatus, Particle, Stage
@@ -61,7 +66,7 @@ class DemoResult:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
-def fill_configs(analysis_dir: Path) -> None:
+def fill_configs(analysis_dir: Path, ses: list[str], worker_env: str) -> None:
     """Fill what protopipe's templates leave to the user, for the demo's Paranal file."""
     configs = analysis_dir / "configs"
     config = yaml.safe_load((configs / "analysis.yaml").read_text())
@@ -74,7 +79,8 @@ def fill_configs(analysis_dir: Path) -> None:
     grid = (configs / "grid.yaml").read_text()
     grid = grid.replace("n_file_per_job: 10", f"n_file_per_job: {FILES_PER_JOB}")
     grid = grid.replace('upload_sites: ["CC-IN2P3-USER", "DESY-ZN-USER", "CNAF-USER", '
-                        '"CEA-USER"]', 'upload_sites: ["LOCAL-SE", "LOCAL-SE2"]')
+                        '"CEA-USER"]', f"upload_sites: {json.dumps(ses)}")
+    grid = grid.replace('worker_env: ""', f"worker_env: {json.dumps(worker_env)}")
     grid = grid.replace('banned_sites: ["LCG.CPPM.fr"]', "banned_sites: []")
     (configs / "grid.yaml").write_text(grid)
     # the demo's files reuse each shower 10 times, for every particle
@@ -82,8 +88,8 @@ def fill_configs(analysis_dir: Path) -> None:
     (configs / "performance.yaml").write_text(performance.replace("num_use: 20", "num_use: 10"))
 
 
-def register_production(backend: LocalBackend, source: Path, lists: Path, say: Say
-                        ) -> dict[Particle, Path]:
+def register_production(backend: Backend, ses: list[str], source: Path, lists: Path,
+                        say: Say) -> dict[Particle, Path]:
     """Register copies of the real file as a production; write one list file per particle."""
     files = {}
     report = upload.UploadReport()
@@ -92,22 +98,24 @@ def register_production(backend: LocalBackend, source: Path, lists: Path, say: S
         for run in range(FIRST_RUN[particle], FIRST_RUN[particle] + count):
             lfn = (PRODUCTION.format(particle=particle.value) + "/" +
                    FILE_NAME.format(particle=particle.value, run=run))
-            upload.upload_file(backend, source, lfn, backend.ses[run % 2], report)
+            upload.upload_file(backend, source, lfn, ses[0], report)
             lfns.append(lfn)
+        upload.replicate_all(backend, lfns, ses, report)
         path = lists / f"{particle.value}.list"
         path.write_text("".join(f"{lfn}\n" for lfn in lfns))
         files[particle] = path
-    say(f"production: {sum(FILES.values())} LFNs registered ({len(report.uploaded)} new), each "
-        f"a copy of the real {source.name}; protons and electrons are gamma files standing in")
+    say(f"production: {sum(FILES.values())} LFNs registered on {', '.join(ses)} "
+        f"({len(report.uploaded)} new), each a copy of the real {source.name}; protons and "
+        "electrons are gamma files standing in")
     return files
 
 
-def grid_stage(analysis: Analysis, backend: LocalBackend, stage: Stage, say: Say) -> None:
+def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> None:
     """Submit a stage for all its particles, wait, download and merge."""
     store = analysis.store()
     try:
         specs = [spec for particle in STAGE_PARTICLES[stage]
-                 for spec in analysis.plan(stage, particle, backend.ses[0])]
+                 for spec in analysis.plan(stage, particle, backend.storage_elements()[0])]
         report = submit.submit(store, backend, specs)
         say(f"{stage.value}: {len(specs)} jobs planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
@@ -144,9 +152,10 @@ def enlarged(env: Path, merged: Path, seed: int, as_background: bool, say: Say,
     return output
 
 
-def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say
-        ) -> DemoResult:
-    """Run the whole demo in ``workdir``; resumable: a second run reuses what is done."""
+def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say,
+        backend: Backend | None = None) -> DemoResult:
+    """Run the whole demo in ``workdir`` (on ``backend``, by default a local backend inside
+    it); resumable: a second run reuses what is done."""
     env = check_payload_env(payload_env or default_payload_env())
     source = (data or default_demo_data()) / SOURCE_FILE
     if not source.is_file():
@@ -154,15 +163,22 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     workdir = workdir.resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
-    backend = LocalBackend(workdir / "local-grid", payload_env=env)
+    if backend is None:
+        backend = LocalBackend(workdir / "local-grid", payload_env=env)
+    ses = backend.storage_elements()[:2]
+    if fresh:  # the analysis' files on the backend go too (the production is kept)
+        left = backend.list_directory(f"{backend.home()}/{NAME}", recursive=True)
+        backend.remove([f.lfn for f in left])
+        if left:
+            say(f"removed {len(left)} file(s) of an earlier demo from the {backend.name} backend")
     analyses = workdir / "shared_folder" / "analyses"
     if not (analyses / NAME / "analysis_metadata.yaml").exists():
         tree = create_analysis(workdir, NAME, example_configs(env), grid_home=backend.home(),
-                               grid_is_dirac=False, overwrite=True)
-        fill_configs(tree.root)
-        say(f"analysis created: {tree.root}")
+                               grid_is_dirac=backend.name == "dirac", overwrite=True)
+        fill_configs(tree.root, ses, str(env))
+        say(f"analysis created: {tree.root} ({backend.name} backend)")
     analysis = Analysis.open(analyses / NAME)
-    lists = register_production(backend, source, analysis.tree.simtel_lists, say)
+    lists = register_production(backend, ses, source, analysis.tree.simtel_lists, say)
 
     stage_lists = {}
     for particle, fractions in ((Particle.GAMMA, (10, 10, 80)), (Particle.PROTON, (40, 60)),
@@ -183,7 +199,6 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     mode = analysis.grid.General.mode
     tree = analysis.tree
     result = DemoResult(analysis)
-    ses = backend.storage_elements()
 
     grid_stage(analysis, backend, Stage.TRAINING_ENERGY, say)
     energy = tree.data_dir(Stage.TRAINING_ENERGY, Particle.GAMMA) / merged_file_name(
@@ -219,6 +234,7 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     irf = local_steps.make_performance(analysis, env, template="DL2_{}_{}_enlarged.h5",
                                        name="performance_demo")
     say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
-    result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db,
-                      "local grid": backend.root}
+    result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db}
+    if isinstance(backend, LocalBackend):
+        result.outputs["local grid"] = backend.root
     return result
