@@ -9,7 +9,7 @@ on failure; none of them prints.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..models import JobSpec, JobState, RemoteFile
@@ -82,6 +82,11 @@ class Backend(ABC):
     def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
         """Files inside the catalog directory ``path`` (empty if it does not exist): those
         directly in it, or with ``recursive`` those in all its subdirectories too."""
+
+    @abstractmethod
+    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
+        """LFNs below ``path`` whose catalog metadata match every ``key: value`` of ``query``
+        (all of them for an empty query), like DIRAC's ``findFilesByMetadata``."""
 
     @abstractmethod
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:

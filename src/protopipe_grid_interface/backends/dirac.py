@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,6 +340,16 @@ class DiracBackend(Backend):
                     folders += sorted(content.get("SubDirs", {}))
         found = self.metadata(lfns)
         return [found[lfn] for lfn in lfns if lfn in found]
+
+    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
+        from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
+
+        self.ready()
+        if not query:
+            return [f.lfn for f in self.list_directory(path, recursive=True)]
+        found = self.call("findFilesByMetadata", FileCatalog().findFilesByMetadata,
+                          dict(query), path=path)
+        return sorted(found or [])
 
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         if not lfns:

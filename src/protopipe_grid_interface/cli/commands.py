@@ -97,6 +97,29 @@ def dataset_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_dump(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ..workflow.datasets import dump
+
+    query = {}
+    for item in args.query:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--query {item!r}: expected KEY=VALUE")
+        query[key] = value
+    backend = make_backend(args)
+    files, per_se = dump(backend, validate_lfn(args.path), query, args.output)
+    table = Table(title=f"{len(files)} file(s), {sum(f.size for f in files) / 1e6:.1f} MB")
+    table.add_column("storage element")
+    table.add_column("replicas", justify="right")
+    for se, count in per_se.most_common():
+        table.add_row(se, str(count))
+    console.print(table)
+    console.print(f"list: {args.output}; replicas: {args.output}.replicas", markup=False)
+    return 0
+
+
 def dataset_register(args: argparse.Namespace) -> int:
     backend = make_backend(args)
     lfn_dir = validate_lfn(args.lfn_dir.rstrip("/"))

@@ -61,6 +61,14 @@ def build_parser() -> ArgumentParser:
                        help=f"percentages (default: {default})")
     p.add_argument("--seed", type=int, default=None, help="shuffle first, with this seed")
     p.set_defaults(func=commands.dataset_split)
+    p = dataset.add_parser("dump", help="write the LFNs of a catalog folder or metadata query "
+                           "to a list file (with replica sites beside it)")
+    p.add_argument("--path", required=True, help="catalog folder to search below")
+    p.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
+                   help="catalog metadata to match (repeatable; DIRAC catalog)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="list file to write")
+    add_backend_options(p)
+    p.set_defaults(func=commands.dataset_dump)
     p = dataset.add_parser("register", help="register local files as a production (local "
                            "backend), and write their list file")
     p.add_argument("files", nargs="+", type=Path, help="files to register")
