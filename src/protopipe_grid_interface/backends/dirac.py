@@ -133,6 +133,20 @@ class DiracBackend(Backend):
             successful.update(value.get("Successful", {}))
         return successful
 
+    def catalog(self) -> Any:
+        """A FileCatalog client; its configuration is read again if it failed to load."""
+        self.ready()
+        from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
+
+        for attempt in range(self.retries + 1):
+            catalog = FileCatalog()
+            if catalog.isOK():
+                return catalog
+            log.warning("Failed to get file catalog configuration (retrying)")
+            time.sleep(self.backoff * 2 ** attempt)
+        raise TransientBackendError("Failed to get file catalog configuration",
+                                    "check /Resources/FileCatalogs in the DIRAC configuration")
+
     # --- identity -----------------------------------------------------------------------------
     def home(self) -> str:
         self.ready()
@@ -323,10 +337,7 @@ class DiracBackend(Backend):
 
     # --- files --------------------------------------------------------------------------------
     def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
-        from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
-
-        self.ready()
-        catalog = FileCatalog()
+        catalog = self.catalog()
         folders, lfns = [path.rstrip("/")], []
         while folders:
             value = self.call("listDirectory", catalog.listDirectory, folders)
@@ -342,13 +353,17 @@ class DiracBackend(Backend):
         return [found[lfn] for lfn in lfns if lfn in found]
 
     def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
-        from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
-
-        self.ready()
         if not query:
             return [f.lfn for f in self.list_directory(path, recursive=True)]
-        found = self.call("findFilesByMetadata", FileCatalog().findFilesByMetadata,
-                          dict(query), path=path)
+        catalog = self.catalog()
+        fields = self.call("getMetadataFields", catalog.getMetadataFields)
+        known = {*fields.get("FileMetaFields", {}), *fields.get("DirectoryMetaFields", {})}
+        unknown = sorted(set(query) - known)
+        if unknown:  # DIRAC ignores unknown keys, and would return every file
+            raise BackendError(f"unknown catalog metadata key {unknown[0]!r}",
+                               f"known: {', '.join(sorted(known)) or 'none'}")
+        found = self.call("findFilesByMetadata", catalog.findFilesByMetadata, dict(query),
+                          path=path)
         return sorted(found or [])
 
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
