@@ -152,6 +152,17 @@ def enlarged(env: Path, merged: Path, seed: int, as_background: bool, say: Say,
     return output
 
 
+def build_and_upload(analysis: Analysis, backend: Backend, env: Path, ses: list[str],
+                     model_type: str, signal: Path, background: Path | None, say: Say) -> None:
+    """protopipe-MODEL on this machine, then the models to the first SE, replicated."""
+    models = local_steps.build_model(analysis, model_type, env, signal, background)
+    say(f"{model_type} (protopipe-MODEL): {', '.join(p.name for p in models)}")
+    report = upload.upload_models(backend, analysis.tree, model_type,
+                                  analysis.method(model_type) or "", analysis.cam_ids, ses)
+    say(f"{model_type} uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "
+        f"({len(report.uploaded)} new file(s))")
+
+
 def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say,
         backend: Backend | None = None) -> DemoResult:
     """Run the whole demo in ``workdir`` (on ``backend``, by default a local backend inside
@@ -204,12 +215,7 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     energy = tree.data_dir(Stage.TRAINING_ENERGY, Particle.GAMMA) / merged_file_name(
         Stage.TRAINING_ENERGY, Particle.GAMMA, mode)
     signal = enlarged(env, energy, 1, False, say)
-    models = local_steps.build_model(analysis, "regressor", env, signal=signal)
-    say(f"energy regressor (protopipe-MODEL): {', '.join(p.name for p in models)}")
-    method = analysis.method("regressor") or ""
-    report = upload.upload_models(backend, tree, "regressor", method, analysis.cam_ids, ses)
-    say(f"regressor uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "
-        f"({len(report.uploaded)} new file(s))")
+    build_and_upload(analysis, backend, env, ses, "regressor", signal, None, say)
 
     grid_stage(analysis, backend, Stage.TRAINING_CLASSIFICATION, say)
     stage = Stage.TRAINING_CLASSIFICATION
@@ -217,13 +223,7 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
         stage, Particle.GAMMA, mode), 2, False, say)
     protons = enlarged(env, tree.data_dir(stage, Particle.PROTON) / merged_file_name(
         stage, Particle.PROTON, mode), 3, True, say)
-    models = local_steps.build_model(analysis, "classifier", env, signal=gammas,
-                                     background=protons)
-    say(f"classifier (protopipe-MODEL): {', '.join(p.name for p in models)}")
-    method = analysis.method("classifier") or ""
-    report = upload.upload_models(backend, tree, "classifier", method, analysis.cam_ids, ses)
-    say(f"classifier uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "
-        f"({len(report.uploaded)} new file(s))")
+    build_and_upload(analysis, backend, env, ses, "classifier", gammas, protons, say)
 
     grid_stage(analysis, backend, Stage.DL2, say)
     for seed, particle in enumerate(Particle, start=4):
