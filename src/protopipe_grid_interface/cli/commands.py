@@ -38,7 +38,7 @@ def session(args: argparse.Namespace, with_backend: bool = True) -> Iterator[Ses
     analysis = Analysis.open(args.metadata)
     backend = make_backend(args, analysis.grid) if with_backend else None
     if backend is not None:
-        analysis = analysis.with_home(backend.home())
+        analysis = analysis.with_home(backend.home)
     store = analysis.store()
     command = store.start_command(sys.argv, __version__, analysis.config_hashes())
     code = 1
@@ -159,13 +159,17 @@ def jobs_submit(args: argparse.Namespace) -> int:
         overrides["max_events"] = args.max_events
     analysis = Analysis.open(args.metadata)
     backend = make_backend(args, analysis.grid)
-    analysis = analysis.with_home(backend.home())
+    analysis = analysis.with_home(backend.home)
     se = backend.storage_elements()[0]
     specs = [spec for particle in particles
              for spec in analysis.plan(args.stage, particle, se, args.list, **overrides)]
     if args.dry_run:
         render.plan_table(specs, backend.name)
         return 0
+    if backend.name == "dirac" and not args.force:
+        from ..doctor import check_proxy_for
+
+        check_proxy_for(submission_hours(len(specs)))
     with session(args) as s:
         with progress_bar(f"submitting {args.stage.value}", len(specs)) as advance:
             report = submit.submit(s.store, s.backend, specs, progress=advance)
@@ -176,6 +180,11 @@ def jobs_submit(args: argparse.Namespace) -> int:
         if args.wait:
             return wait_for(s, args.stage, [spec.name for spec in specs], None)
     return 0
+
+
+def submission_hours(jobs: int) -> float:
+    """Proxy lifetime a submission needs: an hour, plus a generous second per job."""
+    return 1.0 + jobs / 3600
 
 
 def wait_for(s: Session, stage: object, names: list[str], timeout: float | None) -> int:

@@ -508,7 +508,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
     log_to_file(args.log_file, append=False)
     stage, particle = legacy_stage(analysis, args.output_type)
     backend = make_backend(args, analysis.grid)
-    analysis = analysis.with_home(backend.home())
+    analysis = analysis.with_home(backend.home)
     overrides: dict[str, object] = {}
     if args.max_events != DEFAULT_MAX_EVENTS:
         overrides["max_events"] = args.max_events
@@ -617,7 +617,7 @@ def run_download_and_merge(args: argparse.Namespace) -> int:
     backend = None
     if not args.disable_download:
         backend = make_backend(args, analysis.grid)
-        analysis = analysis.with_home(backend.home())
+        analysis = analysis.with_home(backend.home)
     with recorded(analysis) as store:
         session = commands.Session(analysis, store, backend)  # type: ignore[arg-type]
         if backend is not None:
@@ -707,7 +707,7 @@ def run_upload_models(args: argparse.Namespace) -> int:
                                args.GRID_home, args.GRID_path_from_home, args.cleaning_mode)
     log_to_file(args.log_file)
     backend = make_backend(args, analysis.grid)
-    analysis = analysis.with_home(backend.home())
+    analysis = analysis.with_home(backend.home)
     ses = check_ses(backend, [args.SE], "--SE") + [
         se for se in check_ses(backend, args.list_of_SEs, "--list-of-SEs") if se != args.SE]
     cameras = list(dict.fromkeys(args.cameras))

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..models import Particle, Stage
 from . import commands
 from .common import ArgumentParser, add_backend_options, positive_int, run, version_text
+from .doctor import register as register_doctor
 
 STAGES = [s.value for s in Stage]
 PARTICLES = [p.value for p in Particle]
@@ -33,6 +34,7 @@ def build_parser() -> ArgumentParser:
                         help="with --version: also the protopipe compatibility table")
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     nouns = parser.add_subparsers(dest="noun", metavar="COMMAND", parser_class=ArgumentParser)
+    register_doctor(nouns)
 
     # analysis -----------------------------------------------------------------------------
     analysis = nouns.add_parser("analysis", help="create an analysis").add_subparsers(
@@ -91,6 +93,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-events", type=positive_int, help="events per file")
     p.add_argument("--dry-run", action="store_true", help="show the whole plan, submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until every job is final")
+    p.add_argument("--force", action="store_true",
+                   help="submit even if the grid proxy may expire before the submission ends")
     add_backend_options(p)
     p.set_defaults(func=commands.jobs_submit)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,13 @@ class Analysis:
     def store(self) -> Store:
         return Store(self.tree.state_db)
 
-    def with_home(self, home: str) -> Analysis:
-        """This analysis with the backend's home as grid home, where none is configured."""
+    def with_home(self, home: str | Callable[[], str]) -> Analysis:
+        """This analysis with ``home`` (or what it returns: asked only when needed) as its grid
+        home, where none is configured."""
         if self.tree.grid_home:
             return self
+        if callable(home):
+            home = home()
         tree = AnalysisTree(self.tree.analyses_directory, self.tree.name, home,
                             self.tree.path_from_home or self.grid.GRID.outdir)
         return Analysis(tree, self.grid, self.protopipe)
