@@ -166,8 +166,8 @@ def test_jobs_filters_and_counts(store: Store, job_spec: Callable[..., JobSpec])
 
 def test_downloads_manifest_keeps_the_latest_outcome(store: Store, tmp_path: Path) -> None:
     lfn = "/vo.cta.in2p3.fr/user/t/tester/a.h5"
-    store.record_download(lfn, tmp_path / "a.h5", 10, "0000000a", "failed")
-    store.record_download(lfn, tmp_path / "a.h5", 10, "0000000a", "fetched")
+    store.record_downloads([(lfn, tmp_path / "a.h5", 10, "0000000a", "failed")])
+    store.record_downloads([(lfn, tmp_path / "a.h5", 10, "0000000a", "fetched")])
 
     assert store.downloads() == {lfn: (str(tmp_path / "a.h5"), 10, "0000000a", "fetched")}
 

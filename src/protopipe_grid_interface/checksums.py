@@ -6,15 +6,17 @@ import os
 import zlib
 from pathlib import Path
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 1024 * 1024
 
 
 def adler32(path: Path) -> str:
     """The adler32 checksum of a file, formatted like the DIRAC File Catalog does."""
     value = 1
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            value = zlib.adler32(chunk, value)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as stream:
+        while size := stream.readinto(buffer):
+            value = zlib.adler32(view[:size], value)
     return f"{value & 0xFFFFFFFF:08x}"
 
 
@@ -23,20 +25,23 @@ def same_checksum(a: str, b: str) -> bool:
     return a.lower().lstrip("0") == b.lower().lstrip("0")
 
 
-def copy_atomic(source: Path, destination: Path) -> str:
+def copy_atomic(source: Path, destination: Path, durable: bool = True) -> str:
     """Copy ``source`` to ``destination`` through ``destination.part``; return the adler32.
 
-    The final name appears only once the bytes are on disk, so a killed copy never leaves a
-    file that looks complete.
+    The final name appears only once every byte is written, so a killed copy never leaves a
+    file that looks complete; ``durable`` also waits until the bytes are on disk (for stored
+    replicas; downloads are checked again on the next run instead).
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     value = 1
-    with open(source, "rb") as src, open(partial, "wb") as dst:
-        while chunk := src.read(CHUNK):
-            value = zlib.adler32(chunk, value)
-            dst.write(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as src, open(partial, "wb", buffering=0) as dst:
+        while size := src.readinto(buffer):
+            value = zlib.adler32(view[:size], value)
+            dst.write(view[:size])
+        if durable:
+            os.fsync(dst.fileno())
     os.replace(partial, destination)
     return f"{value & 0xFFFFFFFF:08x}"

@@ -312,10 +312,13 @@ class Store:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- downloads manifest -------------------------------------------------------------------
-    def record_download(self, lfn: str, path: Path, size: int, checksum: str, state: str) -> None:
+    def record_downloads(self, rows: Sequence[tuple[str, Path, int, str, str]]) -> None:
+        """Manifest rows (LFN, local path, size, checksum, state), in one transaction."""
+        stamp = now()
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
-                       (lfn, str(path), size, checksum, state, now()))
+            db.executemany("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
+                           [(lfn, str(path), size, checksum, state, stamp)
+                            for lfn, path, size, checksum, state in rows])
 
     def downloads(self) -> dict[str, tuple[str, int, str, str]]:
         rows = self.db.execute("SELECT lfn, path, size, checksum, state FROM downloads")

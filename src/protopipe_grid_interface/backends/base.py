@@ -93,8 +93,9 @@ class Backend(ABC):
         """Size, checksum and replicas of each catalogued LFN; missing LFNs are left out."""
 
     @abstractmethod
-    def get_file(self, lfn: str, destination: Path) -> None:
-        """Copy ``lfn`` from one of its replicas to the local path ``destination``."""
+    def get_file(self, lfn: str, destination: Path) -> str | None:
+        """Copy ``lfn`` from one of its replicas to the local path ``destination``; return the
+        adler32 of the bytes written if the copy computed it (else None: the caller does)."""
 
     @abstractmethod
     def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:

@@ -375,7 +375,7 @@ class DiracBackend(Backend):
                                 tuple(sorted(replicas.get(lfn, {}))))
                 for lfn, m in meta.items()}
 
-    def get_file(self, lfn: str, destination: Path) -> None:
+    def get_file(self, lfn: str, destination: Path) -> str | None:
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".pgi-get-", dir=destination.parent) as tmp:
@@ -384,6 +384,7 @@ class DiracBackend(Backend):
             except BackendError as exc:
                 raise DataError(str(exc)) from None
             os.replace(Path(tmp) / Path(lfn).name, destination)
+        return None
 
     def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
         path = Path(path)

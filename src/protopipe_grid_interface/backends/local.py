@@ -340,7 +340,7 @@ class LocalBackend(Backend):
                 found[lfn] = RemoteFile(lfn, int(size), checksum, replicas)
         return found
 
-    def get_file(self, lfn: str, destination: Path) -> None:
+    def get_file(self, lfn: str, destination: Path) -> str | None:
         meta = self.metadata([lfn]).get(lfn)
         if meta is None or not meta.replicas:
             raise DataError(f"no such file in the catalog: {lfn}")
@@ -348,12 +348,12 @@ class LocalBackend(Backend):
         destination = Path(destination)
         for se in meta.replicas:
             try:
-                checksum = copy_atomic(self.replica_path(lfn, se), destination)
+                checksum = copy_atomic(self.replica_path(lfn, se), destination, durable=False)
             except OSError as exc:
                 errors.append(f"{se}: {exc.strerror}")
                 continue
             if same_checksum(checksum, meta.checksum):
-                return
+                return checksum
             destination.unlink()
             errors.append(f"{se}: adler32 {checksum}, catalog says {meta.checksum}")
         raise DataError(f"no intact replica of {lfn}", "; ".join(errors))

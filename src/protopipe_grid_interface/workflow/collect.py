@@ -24,6 +24,8 @@ from ..store import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[RemoteFile], None]
+#: manifest rows written per transaction
+MANIFEST_BATCH = 100
 
 
 @dataclass
@@ -56,13 +58,13 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            backend.get_file(remote.lfn, partial)
+            checksum = backend.get_file(remote.lfn, partial)
         except PipelineError as exc:
             problem = str(exc)
             continue
         if partial.stat().st_size != remote.size:
             problem = f"size {partial.stat().st_size}, catalog says {remote.size}"
-        elif not same_checksum(adler32(partial), remote.checksum):
+        elif not same_checksum(checksum or adler32(partial), remote.checksum):
             problem = f"adler32 mismatch (catalog says {remote.checksum})"
         else:
             partial.replace(target)
@@ -87,6 +89,13 @@ def download(
     for stale in outdir.glob("*.part"):
         stale.unlink()
     report = DownloadReport()
+    manifest: list[tuple[str, Path, int, str, str]] = []
+
+    def flush() -> None:
+        if store is not None and manifest:
+            store.record_downloads(manifest)
+        manifest.clear()
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(fetch_one, backend, remote, outdir / Path(remote.lfn).name,
                                retries, backoff): remote for remote in files}
@@ -101,10 +110,12 @@ def download(
             else:
                 (report.fetched if fetched else report.present).append(target)
                 state = "fetched" if fetched else "present"
-            if store is not None:
-                store.record_download(remote.lfn, target, remote.size, remote.checksum, state)
+            manifest.append((remote.lfn, target, remote.size, remote.checksum, state))
+            if len(manifest) >= MANIFEST_BATCH:
+                flush()
             if progress:
                 progress(remote)
+    flush()
     return report
 
 
