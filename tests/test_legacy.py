@@ -563,7 +563,7 @@ def test_filter_replicas(tmp_path: Path) -> None:
 def test_force_job_to_failed(tmp_path: Path) -> None:
     """Defect 13: no confirmation, and by default every job of the day in any status."""
     backend = NoRunner(tmp_path / "grid")
-    ids = backend.submit([spec("a1"), spec("a2"), spec("b1", "other")])  # groups ana.dl2, other.dl2
+    ids = backend.submit([spec("a1"), spec("a2"), spec("b1", "other")])  # groups ana.DL2, other.DL2
     # stuck jobs, what the command is for (Stalled: the local queue runner leaves them alone)
     for job_id in ids:
         backend.set_status(job_id, JobStatus.STALLED, "Job stalled: no heartbeat")
@@ -571,11 +571,11 @@ def test_force_job_to_failed(tmp_path: Path) -> None:
     base = ["--local-root", tmp_path / "grid"]
     unscoped = cli("FORCE_JOB_TO_FAILED", *base, "--yes", cwd=tmp_path)
     assert unscoped.returncode == 2 and "--Status" in unscoped.stderr
-    refused = cli("FORCE_JOB_TO_FAILED", "--JobGroup=ana.dl2", *base, cwd=tmp_path)
+    refused = cli("FORCE_JOB_TO_FAILED", "--JobGroup=ana.DL2", *base, cwd=tmp_path)
     assert refused.returncode == 1
     assert "Selected 2 jobs" in refused.stdout and "already final" in refused.stdout
     assert backend.status(ids)[ids[0]].status == JobStatus.STALLED
-    out = ok(cli("FORCE_JOB_TO_FAILED", "--JobGroup=ana.dl2", "--yes", *base, cwd=tmp_path))
+    out = ok(cli("FORCE_JOB_TO_FAILED", "--JobGroup=ana.DL2", "--yes", *base, cwd=tmp_path))
     assert "1 job(s) set to Failed" in out
     states = backend.status(ids)
     assert [states[i].status for i in ids] == [JobStatus.FAILED, JobStatus.DONE,

@@ -72,7 +72,7 @@ def test_job_and_output_names_follow_the_original_tool() -> None:
                                "TRAINING_energy_gamma_tail_run101-run110.h5")
     assert (spec.analysis, spec.stage, spec.particle, spec.output_se) == (
         "myana", Stage.TRAINING_ENERGY, Particle.GAMMA, "CC-IN2P3-USER")
-    assert spec.job_group == "myana.training-energy"
+    assert spec.job_group == "myana.TRE"
 
 
 @pytest.mark.parametrize(("stage", "particle", "name", "output"), [

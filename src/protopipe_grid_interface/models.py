@@ -61,6 +61,9 @@ class JobStatus(StrEnum):
         return self not in FINAL_STATES and self not in (JobStatus.PLANNED, JobStatus.SUBMITTING)
 
 
+#: DIRAC's JobDB stores JobGroup in a VARCHAR(32)
+MAX_JOB_GROUP = 32
+
 FINAL_STATES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
 RESUBMITTABLE_STATES = frozenset({JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
 
@@ -93,8 +96,12 @@ class JobSpec:
 
     @property
     def job_group(self) -> str:
-        """DIRAC job group: one per analysis and stage."""
-        return f"{self.analysis}.{self.stage.value}"
+        """DIRAC job group, one per analysis and stage, within DIRAC's 32 characters."""
+        group = f"{self.analysis}.{self.stage.short}"
+        if len(group) > MAX_JOB_GROUP:
+            digest = hashlib.sha256(self.analysis.encode()).hexdigest()[:6]
+            group = f"{self.analysis[:MAX_JOB_GROUP - 11]}~{digest}.{self.stage.short}"
+        return group
 
     @property
     def spec_hash(self) -> str:

@@ -100,6 +100,10 @@ class DiracBackend(Backend):
             except Exception as exc:  # DIRAC.initialize raises plain exceptions
                 raise BackendError(f"DIRAC could not start: {exc}",
                                    "check your proxy (dirac-proxy-init) and dirac.cfg") from None
+            if not log.isEnabledFor(logging.DEBUG):  # DIRAC logs to stdout: keep it quiet
+                from DIRAC import gLogger
+
+                gLogger.setLevel("FATAL")
             self._api = Dirac()
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -322,15 +326,26 @@ class DiracBackend(Backend):
                 records = self.call("getJobLoggingInfo", self.api.getJobLoggingInfo,
                                     int(job_id))
                 return "".join(f"{r[3]} {r[0]}: {r[1]} ({r[2]})\n" for r in records)
-            texts = []
-            for name in ("std.out", "std.err"):
-                path = Path(tmp) / str(job_id) / name
-                if path.is_file():
-                    texts.append(path.read_text(errors="replace"))
-            return "".join(texts)
+            folder = Path(tmp) / str(job_id)
+            # DIRAC's wrapper log first, the payload's own output (ScriptN_CodeOutput.log) last
+            paths = [folder / "std.out", folder / "std.err",
+                     *sorted(folder.glob("*CodeOutput.log"))]
+            return "".join(p.read_text(errors="replace") for p in paths if p.is_file())
 
     def job_input_data(self, job_id: int) -> list[str]:
-        jdl = self.call("getJobJDL", self.api.getJobJDL, int(job_id))
+        from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (
+            JobMonitoringClient,
+        )
+
+        self.ready()
+        text = self.call("getJobJDL", JobMonitoringClient().getJobJDL, int(job_id), False)
+        if not text:
+            raise BackendError(f"no job {job_id} on DIRAC")
+        from DIRAC.Core.Utilities.ClassAd.ClassAdLight import ClassAd
+
+        classad = ClassAd(text)
+        jdl = {"InputData": classad.getListFromExpression("InputData")
+               if classad.lookupAttribute("InputData") else []}
         value = jdl.get("InputData", [])
         items = value if isinstance(value, list) else str(value).strip("{}").split(",")
         return [item.strip().strip('"').removeprefix("LFN:") for item in items if item.strip()]
@@ -369,7 +384,8 @@ class DiracBackend(Backend):
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         if not lfns:
             return {}
-        meta = self.bulk("getLfnMetadata", self.api.getLfnMetadata, lfns, missing_ok=True)
+        meta = {lfn: m for lfn, m in self.bulk("getLfnMetadata", self.api.getLfnMetadata, lfns,
+                                               missing_ok=True).items() if "Size" in m}
         replicas = self.bulk("getReplicas", self.api.getReplicas, list(meta), missing_ok=True)
         return {lfn: RemoteFile(lfn, int(m["Size"]), str(m.get("Checksum", "")),
                                 tuple(sorted(replicas.get(lfn, {}))))

@@ -403,8 +403,8 @@ def performance(args: argparse.Namespace) -> int:
 # --- files -------------------------------------------------------------------------------------
 def files_list(args: argparse.Namespace) -> int:
     backend = make_backend(args)
-    for f in backend.list_directory(args.path):
-        console.print(f"{f.lfn}\t{f.size}\t{f.checksum}\t{','.join(f.replicas)}", markup=False)
+    for f in backend.list_directory(args.path):  # one tab-separated line per file, for scripts
+        print(f"{f.lfn}\t{f.size}\t{f.checksum}\t{','.join(f.replicas)}")
     return 0
 
 
