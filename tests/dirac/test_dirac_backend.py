@@ -39,16 +39,14 @@ pytestmark = pytest.mark.dirac
 
 #: a tag no worker of the box offers: jobs asking for it stay Waiting
 HOLD_TAG = "pgi-test-hold"
-#: default bound of the contract's waits on the box (its own explicit bounds are kept)
-JOB_TIMEOUT = 300.0
+#: default bound of the contract's waits on the box (its own explicit bounds are kept): a job
+#: takes 20-60 s, but the box is shared and its JobAgent may be running others' jobs first
+JOB_TIMEOUT = 600.0
 TRANSIENT_MESSAGE = "Failed to get file catalog configuration"
 
 _SINGLE_JOB = ("src bug: backends/dirac.py DiracBackend.submit_chunk calls "
                "job.setInputData([]) for a single job without input data; DIRAC's Job API "
                "records 'Expected lfn string or list of lfns' and submitJob fails")
-_JOB_LOG = ("src bug: backends/dirac.py DiracBackend.job_log reads only std.out and std.err; "
-            "the payload's own output (the steps' stdout/stderr, run_job's exit line) is in "
-            "Script1_CodeOutput.log of the output sandbox")
 _OUTPUT_NAME = ("src bug: backends/dirac.py job_entry / payload/run_job.py: DIRAC uploads the "
                 "local file named like the output LFN's basename, but run_job leaves the "
                 "output as spec.output_file; when they differ the job ends Done and DIRAC "
@@ -58,12 +56,12 @@ _SET_FAILED_DONE = ("src bug: backends/dirac.py DiracBackend.set_failed forces (
 #: contract tests failing because of a known bug in src/ (test name -> reason)
 SRC_BUGS = {
     "test_job_stages_input_runs_steps_and_registers_output": _OUTPUT_NAME,
-    "test_failing_step_ends_failed_with_dirac_statuses_and_log": f"{_SINGLE_JOB}; {_JOB_LOG}",
+    "test_failing_step_ends_failed_with_dirac_statuses_and_log": _SINGLE_JOB,
     "test_job_log_of_unknown_job_raises": _SINGLE_JOB,
     "test_find_jobs_by_name": _SINGLE_JOB,
     "test_kill_running_job_ends_killed": _SINGLE_JOB,
     "test_kill_leaves_final_jobs_alone": _SINGLE_JOB,
-    "test_reschedule_of_failed_job_runs_it_again": f"{_SINGLE_JOB}; {_JOB_LOG}",
+    "test_reschedule_of_failed_job_runs_it_again": _SINGLE_JOB,
     "test_set_failed_on_a_done_job_raises": f"{_SINGLE_JOB}; {_SET_FAILED_DONE}",
 }
 
@@ -334,10 +332,8 @@ def test_non_transient_failure_raises_at_once_with_diracs_message(backend: Dirac
     assert backend.round_trips - before == 1  # not retried
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "src bug: backends/dirac.py DiracBackend.job_input_data calls Dirac.getJobJDL, which "
-    "raises TypeError (os.path.exists([])) for an unknown job instead of returning S_ERROR"))
 def test_job_input_data_of_an_unknown_job_raises_backend_error(backend: DiracBackend) -> None:
+    # DIRAC's own Dirac.getJobJDL raises TypeError there (os.path.exists([]))
     with pytest.raises(BackendError):
         backend.job_input_data(2_000_000_000)
 
@@ -398,13 +394,12 @@ def test_payload_exiting_non_zero_ends_failed_with_its_exit_status(
     assert backend.metadata([s.output_lfn for s in failing]) == {}
 
 
-@pytest.mark.xfail(strict=True, reason=_JOB_LOG)
-def test_log_of_a_failed_payload_shows_why(failed_jobs: FailedJobs) -> None:
+def test_log_tail_of_a_failed_payload_shows_why(failed_jobs: FailedJobs) -> None:
     backend, _, ids, _ = failed_jobs
 
-    first, second = backend.job_log(ids[0]), backend.job_log(ids[1])
+    first, second = (backend.job_log(i).strip().splitlines()[-5:] for i in ids)
 
     assert "RuntimeError: marker-c41d: the payload gave up" in first
-    assert "run_job: python exited with status 1" in first
+    assert first[-1] == "run_job: python exited with status 1"
     assert "marker-9e07: exiting with 4" in second
-    assert "run_job: python exited with status 4" in second
+    assert second[-1] == "run_job: python exited with status 4"
