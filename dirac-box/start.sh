@@ -72,6 +72,9 @@ if [ "${BOX_OPENSEARCH:-fake}" = fake ]; then
 fi
 
 # ---------------------------------------------------------------- DIRAC services
+# The JobAgent backs off after each failed match (it sleeps PollingTime x (misses + 1) x 2 s), so
+# after an idle spell a new job would wait minutes: poll every second (also on boxes set up before).
+sed -i 's/^\(\s*PollingTime = \)5$/\11/' "$BOX/server/etc/Production.cfg"
 spawn Configuration_Server dirac-service Configuration/Server
 wait_port "$PORT_CS" 60
 t2=$(date +%s); echo "==> Configuration/Server up ($((t2-t1)) s)"
