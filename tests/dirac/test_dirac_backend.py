@@ -44,26 +44,8 @@ HOLD_TAG = "pgi-test-hold"
 JOB_TIMEOUT = 600.0
 TRANSIENT_MESSAGE = "Failed to get file catalog configuration"
 
-_SINGLE_JOB = ("src bug: backends/dirac.py DiracBackend.submit_chunk calls "
-               "job.setInputData([]) for a single job without input data; DIRAC's Job API "
-               "records 'Expected lfn string or list of lfns' and submitJob fails")
-_OUTPUT_NAME = ("src bug: backends/dirac.py job_entry / payload/run_job.py: DIRAC uploads the "
-                "local file named like the output LFN's basename, but run_job leaves the "
-                "output as spec.output_file; when they differ the job ends Done and DIRAC "
-                "logs 'Missing specified output data file' (nothing is registered)")
-_SET_FAILED_DONE = ("src bug: backends/dirac.py DiracBackend.set_failed forces (force=True) "
-                    "every job to Failed, Done jobs included, instead of refusing final jobs")
 #: contract tests failing because of a known bug in src/ (test name -> reason)
-SRC_BUGS = {
-    "test_job_stages_input_runs_steps_and_registers_output": _OUTPUT_NAME,
-    "test_failing_step_ends_failed_with_dirac_statuses_and_log": _SINGLE_JOB,
-    "test_job_log_of_unknown_job_raises": _SINGLE_JOB,
-    "test_find_jobs_by_name": _SINGLE_JOB,
-    "test_kill_running_job_ends_killed": _SINGLE_JOB,
-    "test_kill_leaves_final_jobs_alone": _SINGLE_JOB,
-    "test_reschedule_of_failed_job_runs_it_again": _SINGLE_JOB,
-    "test_set_failed_on_a_done_job_raises": f"{_SINGLE_JOB}; {_SET_FAILED_DONE}",
-}
+SRC_BUGS: dict[str, str] = {}
 
 
 def make_backend(admin_proxy: Path | None, **options: Any) -> DiracBackend:
@@ -96,7 +78,12 @@ def reaped() -> Iterator[Callable[[DiracBackend], DiracBackend]]:
         real = backend.submit
 
         def submit(specs: Sequence[JobSpec]) -> list[int]:
-            submitted = real(specs)
+            try:
+                submitted = real(specs)
+            except BaseException:  # chunks submitted before the failure are there too
+                found = backend.find_jobs([s.name for s in specs])
+                ids.extend(i for name_ids in found.values() for i in name_ids)
+                raise
             ids.extend(submitted)
             return submitted
 
@@ -255,7 +242,6 @@ def test_max_parametric_is_the_servers_limit(backend: DiracBackend) -> None:
     assert backend.max_parametric() == int(configured)
 
 
-@pytest.mark.xfail(strict=True, reason=_SINGLE_JOB)
 def test_a_single_job_without_input_data_is_submitted(
         backend: DiracBackend, specs: Callable[..., list[JobSpec]]) -> None:
     [job] = specs(1)

@@ -218,7 +218,8 @@ class DiracBackend(Backend):
             if len(specs) == 1:
                 job.setName(first.name)
                 job.setExecutable("pgi_job.sh", arguments=self.environment.arguments(first.name))
-                job.setInputData([*first.input_lfns, *first.input_data])
+                if first.input_lfns or first.input_data:
+                    job.setInputData([*first.input_lfns, *first.input_data])
                 job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
             else:
                 names = [s.name for s in specs]
@@ -305,7 +306,8 @@ class DiracBackend(Backend):
         self.ready()
         options = {"proxyLocation": str(self.admin_proxy)} if self.admin_proxy else {}
         client = JobStateUpdateClient(**options)
-        for job_id in ids:
+        active = [i for i, s in self.status(ids).items() if not s.status.is_final]
+        for job_id in active:  # final jobs are left as they are (and reported below)
             self.call("setJobStatus", client.setJobStatus, int(job_id), "Failed", reason,
                       "protopipe-grid", None, True)
         # the call returns OK without effect when not allowed: read the states again
@@ -432,5 +434,7 @@ def job_entry(spec: JobSpec) -> dict[str, object]:
                     if "--outfile" in step and step[step.index("--outfile") + 1] !=
                     spec.output_file]
     return {"steps": [list(step) for step in spec.steps], "output_file": spec.output_file,
+            # DIRAC uploads the local file named like the output LFN
+            "upload_name": Path(spec.output_lfn).name,
             "cleanup": [Path(lfn).name for lfn in (*spec.input_lfns, *spec.input_data)]
             + intermediate}

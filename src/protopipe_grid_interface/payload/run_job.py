@@ -44,6 +44,10 @@ def main(argv):
     for path in job.get("cleanup", []):
         if path != output and os.path.exists(path):
             os.remove(path)
+    upload_name = job.get("upload_name", output)
+    if upload_name != output:
+        os.replace(output, upload_name)
+        output = upload_name
     print("run_job: %s ready (%d bytes)" % (output, os.path.getsize(output)), flush=True)
     return 0
 
