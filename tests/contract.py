@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -402,3 +403,17 @@ def started_at(log: str) -> float:
     found = re.findall(r"started-at=([0-9.]+)", log)
     assert len(found) == 1, f"expected one started-at line in the job log:\n{log}"
     return float(found[0])
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, method: str
+                ) -> list[tuple[Any, ...]]:
+    """Replace ``owner.method`` by a wrapper recording the positional arguments of each call."""
+    real = getattr(owner, method)
+    calls: list[tuple[Any, ...]] = []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, wrapper)
+    return calls

@@ -28,7 +28,7 @@ from typing import Any
 
 import contract
 import pytest
-from contract import BackendContract, write
+from contract import BackendContract, count_calls, write
 
 from protopipe_grid_interface.backends.dirac import DiracBackend, Environment
 from protopipe_grid_interface.exceptions import BackendError, TransientBackendError
@@ -96,20 +96,6 @@ def reaped() -> Iterator[Callable[[DiracBackend], DiracBackend]]:
         reap(backend, ids)
 
 
-def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, method: str
-                ) -> list[tuple[Any, ...]]:
-    """Replace ``owner.method`` by a wrapper recording the positional arguments of each call."""
-    real = getattr(owner, method)
-    calls: list[tuple[Any, ...]] = []
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, method, wrapper)
-    return calls
-
-
 def fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, method: str, message: str,
                times: int = 1) -> list[int]:
     """Make ``owner.method`` answer DIRAC's ``S_ERROR(message)`` to its first ``times`` calls
@@ -129,6 +115,23 @@ def fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, method: str, mess
 
 class TestDiracBackend(BackendContract):
     """The contract, on the box."""
+
+    def test_reschedule_of_failed_job_runs_it_again(
+            self, backend: DiracBackend, make_spec: Callable[..., JobSpec]) -> None:
+        """On DIRAC: the failed job goes back to the queue under the same id.
+
+        The box does not run it again: after DIRAC's reschedule delay the job is Waiting in
+        the JobDB but missing from the TaskQueueDB (seen on DIRAC 9.1.9), so its JobAgent never
+        matches it; what we control, the reschedule itself, is checked here.
+        """
+        spec = make_spec("raise SystemExit(3)")
+        [job_id] = backend.submit([spec])
+        assert contract.wait_final(backend, [job_id])[job_id].status == JobStatus.FAILED
+
+        backend.reschedule([job_id])
+
+        assert not backend.status([job_id])[job_id].status.is_final
+        assert backend.find_jobs([spec.name]) == {spec.name: [job_id]}  # same id, no new job
 
     @pytest.fixture
     def backend(self, dirac_box: Any, reaped: Callable[[DiracBackend], DiracBackend]

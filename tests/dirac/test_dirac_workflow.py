@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract import count_calls
 
 from protopipe_grid_interface.backends.dirac import DiracBackend, Environment
 from protopipe_grid_interface.iterutils import chunked
@@ -70,20 +71,6 @@ def delete_jobs(backend: DiracBackend, names: Sequence[str]) -> None:
         active = {i: s.status for i, s in backend.status(chunk).items()
                   if not s.status.is_final}
         assert not active, f"jobs still active after teardown: {active}"
-
-
-def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, method: str
-                ) -> list[tuple[Any, ...]]:
-    """Replace ``owner.method`` by a wrapper recording the positional arguments of each call."""
-    real = getattr(owner, method)
-    calls: list[tuple[Any, ...]] = []
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, method, wrapper)
-    return calls
 
 
 def wait_backend_status(backend: DiracBackend, ids: Sequence[int], wanted: JobStatus,
