@@ -14,6 +14,8 @@ from protopipe_grid_interface.workflow.split import (
     DEFAULT_FRACTIONS,
     check_fractions,
     read_list,
+    read_replicas,
+    replicas_file,
     split_counts,
     split_list,
     write_split,
@@ -185,3 +187,35 @@ def test_duplicates_and_empty_lists_are_refused(tmp_path: Path) -> None:
     empty = write_list(tmp_path / "e.list", ["# nothing here", ""])
     with pytest.raises(InputError, match="no LFNs"):
         read_list(empty)
+
+
+def test_replica_sites_go_along_with_each_split_list(tmp_path: Path) -> None:
+    lines = names(10)
+    source = write_list(tmp_path / "gamma_prod3.list", lines)
+    replicas_file(source).write_text("".join(
+        f"{lfn}\t{'CNAF-Disk' if i < 5 else 'DESY-ZN-Disk,CNAF-Disk'}\n"
+        for i, lfn in enumerate(lines)))
+
+    written = write_split(source, Particle.GAMMA, [10, 10, 80], tmp_path / "out")
+
+    for target in written:
+        sites = read_replicas(target)
+        assert sites is not None and list(sites) == read_list(target)
+    performance = read_replicas(tmp_path / "out" / "gamma_prod3_PERFORMANCE.list")
+    assert performance is not None
+    assert performance[lines[2]] == ("CNAF-Disk",)
+    assert performance[lines[9]] == ("CNAF-Disk", "DESY-ZN-Disk")
+
+
+def test_no_replicas_file_means_no_sites(tmp_path: Path) -> None:
+    source = write_list(tmp_path / "gamma.list", names(3))
+    write_split(source, Particle.GAMMA, [10, 10, 80], tmp_path / "out")
+    assert read_replicas(source) is None
+    assert not list((tmp_path / "out").glob("*.replicas"))
+
+
+def test_a_malformed_replicas_line_names_the_file_and_line(tmp_path: Path) -> None:
+    source = write_list(tmp_path / "gamma.list", names(2))
+    replicas_file(source).write_text(f"{names(1)[0]}\tCNAF-Disk\nno-tab-here\n")
+    with pytest.raises(InputError, match=r"gamma\.list\.replicas:2: expected"):
+        read_replicas(source)

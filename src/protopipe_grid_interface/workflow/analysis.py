@@ -14,7 +14,7 @@ from ..models import JobSpec, Particle, Stage
 from ..paths import STAGE_PARTICLES, AnalysisTree
 from ..store import Store
 from .plan import PlanSettings, plan_jobs
-from .split import read_list
+from .split import read_list, read_replicas
 from .tree import open_tree
 
 LIST_SECTIONS = {
@@ -149,10 +149,12 @@ class Analysis:
 
     def plan(self, stage: Stage, particle: Particle, output_se: str,
              list_file: Path | None = None, **overrides: object) -> list[JobSpec]:
-        """Job specs for one stage and particle, from its list file."""
-        lfns = read_list(list_file or self.list_file(stage, particle))
-        return plan_jobs(stage, particle, lfns, self.settings(stage, particle, output_se,
-                                                              **overrides))
+        """Job specs for one stage and particle, from its list file (and the replica sites
+        next to it, when ``dataset dump`` wrote them: each job then reads files of one site)."""
+        path = list_file or self.list_file(stage, particle)
+        return plan_jobs(stage, particle, read_list(path),
+                         self.settings(stage, particle, output_se, **overrides),
+                         sites=read_replicas(path))
 
 
 def stage_particles(stage: Stage, particles: list[Particle] | None) -> list[Particle]:

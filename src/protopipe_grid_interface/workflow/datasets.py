@@ -9,6 +9,7 @@ from pathlib import Path
 from ..backends.base import Backend
 from ..exceptions import DataError
 from ..models import RemoteFile
+from .split import replicas_file, write_whole
 
 
 def dump(backend: Backend, path: str, query: Mapping[str, str], output: Path
@@ -22,10 +23,7 @@ def dump(backend: Backend, path: str, query: Mapping[str, str], output: Path
     found = backend.metadata(lfns)
     files = [found[lfn] for lfn in sorted(found)]
     output.parent.mkdir(parents=True, exist_ok=True)
-    for target, text in ((output, "".join(f"{f.lfn}\n" for f in files)),
-                         (output.with_name(output.name + ".replicas"),
-                          "".join(f"{f.lfn}\t{','.join(f.replicas)}\n" for f in files))):
-        partial = target.with_name(target.name + ".part")
-        partial.write_text(text)
-        partial.replace(target)
+    write_whole(output, "".join(f"{f.lfn}\n" for f in files))
+    write_whole(replicas_file(output),
+                "".join(f"{f.lfn}\t{','.join(f.replicas)}\n" for f in files))
     return files, Counter(se for f in files for se in f.replicas)

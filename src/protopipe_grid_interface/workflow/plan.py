@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import InputError
@@ -125,10 +125,27 @@ def job_name(stage: Stage, particle: Particle, analysis: str, token: str) -> str
     return f"protopipe_{analysis}_{OUTPUT_PREFIX[stage]}_{particle.value}_{token}"
 
 
+def site_groups(lfns: Sequence[str], sites: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """``lfns`` grouped by the set of storage elements holding them, like DIRAC's
+    ``splitInputData``: groups in order of first appearance, LFNs in their given order."""
+    groups: dict[frozenset[str], list[str]] = {}
+    for lfn in lfns:
+        groups.setdefault(frozenset(sites.get(lfn, ())), []).append(lfn)
+    return list(groups.values())
+
+
 def plan_jobs(
-    stage: Stage, particle: Particle, lfns: Sequence[str], settings: PlanSettings
+    stage: Stage,
+    particle: Particle,
+    lfns: Sequence[str],
+    settings: PlanSettings,
+    sites: Mapping[str, Sequence[str]] | None = None,
 ) -> list[JobSpec]:
-    """Group ``lfns`` into jobs of ``settings.files_per_job`` files; see the module docstring."""
+    """Group ``lfns`` into jobs of ``settings.files_per_job`` files; see the module docstring.
+
+    With ``sites`` (LFN -> storage elements of its replicas), a job only gets files stored at
+    the same storage elements, so that it can run where all its input data is.
+    """
     if particle not in STAGE_PARTICLES[stage]:
         allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
         raise InputError(f"particle {particle.value!r} has no {stage.value} stage",
@@ -150,11 +167,17 @@ def plan_jobs(
     models = model_inputs(stage, settings)
     sandbox = tuple(p for p in (settings.analysis_config, settings.merge_script) if p)
     size = settings.files_per_job
-    bunches = [lfns[i:i + size] for i in range(0, len(lfns), size)]
+    groups: Sequence[Sequence[str]] = site_groups(lfns, sites) if sites else [lfns]
+    bunches = [group[i:i + size] for group in groups for i in range(0, len(group), size)]
     if settings.max_jobs > 0:
         bunches = bunches[:settings.max_jobs]
-    file_tokens = [[run_token(lfn, start + offset) for offset, lfn in enumerate(bunch)]
-                   for start, bunch in zip(range(0, len(lfns), size), bunches, strict=False)]
+    # a file without a run number is named after its position in the list
+    position = {lfn: i for i, lfn in enumerate(lfns)} if len(groups) > 1 else None
+    file_tokens, start = [], 0
+    for bunch in bunches:
+        file_tokens.append([run_token(lfn, position[lfn] if position else start + offset)
+                            for offset, lfn in enumerate(bunch)])
+        start += len(bunch)
     tokens = [ft[0] if len(ft) == 1 else f"{ft[0]}-{ft[-1]}" for ft in file_tokens]
     repeated = {t for t, n in Counter(tokens).items() if n > 1}
     tokens = [f"{t}_j{i}" if t in repeated else t for i, t in enumerate(tokens)]

@@ -63,6 +63,31 @@ def read_list(path: Path, require_lfn: bool = True) -> list[str]:
 
 
 SAFE_ENTRY = re.compile(r"^[A-Za-z0-9_.+=:@%,/-]+$")
+REPLICAS_SUFFIX = ".replicas"
+
+
+def replicas_file(list_file: Path) -> Path:
+    """``gamma.list.replicas``: the storage elements of each LFN of ``gamma.list``, written by
+    ``dataset dump`` (``LFN<TAB>SE1,SE2`` per line) and carried along by ``dataset split``."""
+    return list_file.with_name(list_file.name + REPLICAS_SUFFIX)
+
+
+def read_replicas(list_file: Path) -> dict[str, tuple[str, ...]] | None:
+    """The storage elements of each LFN of ``list_file``, or None without a replicas file."""
+    path = replicas_file(Path(list_file))
+    if not path.is_file():
+        return None
+    sites: dict[str, tuple[str, ...]] = {}
+    with open(path) as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            lfn, tab, ses = line.rstrip("\n").partition("\t")
+            if not tab or not lfn.strip():
+                raise InputError(f"{path}:{number}: expected 'LFN<TAB>SE,SE,...'")
+            sites[lfn.strip().removeprefix("LFN:")] = tuple(
+                sorted(se.strip() for se in ses.split(",") if se.strip()))
+    return sites
 
 
 def check_fractions(particle: Particle, fractions: Sequence[int], option: str) -> None:
@@ -117,6 +142,7 @@ def write_split(
     """
     check_fractions(particle, fractions, f"{particle.value} percentages")
     lfns = read_list(input_list, require_lfn=False)
+    sites = read_replicas(input_list)
     stem = Path(input_list).name.split(".list")[0]
     written: dict[Path, int] = {}
     outdir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +150,16 @@ def write_split(
         if not chunk:
             continue
         target = outdir / f"{stem}{suffix}.list"
-        partial = target.with_name(target.name + ".part")
-        partial.write_text("".join(f"{lfn}\n" for lfn in chunk))
-        partial.replace(target)
+        write_whole(target, "".join(f"{lfn}\n" for lfn in chunk))
+        if sites is not None:  # the chunk's replica sites go along with it
+            write_whole(replicas_file(target), "".join(
+                f"{lfn}\t{','.join(sites.get(lfn, ()))}\n" for lfn in chunk))
         written[target] = len(chunk)
     return written
+
+
+def write_whole(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through ``target.part``: whole or not at all."""
+    partial = target.with_name(target.name + ".part")
+    partial.write_text(text)
+    partial.replace(target)
