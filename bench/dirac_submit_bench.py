@@ -12,16 +12,18 @@ data):
 - **baseline**: the original ``submit_jobs.py`` loop, re-implemented: one ``Job()`` and one
   ``Dirac().submitJob`` per job (name, CPU time, input sandbox with the pilot script, the step as
   an executable with its command string, the ``ls -lh`` check, output data);
-- **bulk**: ``DiracBackend.submit`` (parametric jobs of at most ``MaxParametricJobs`` each).
+- **bulk**: ``DiracBackend.submit``: the input sandbox uploaded once, then parametric jobs of at
+  most ``MaxParametricJobs`` each, referring to it.
 
 then the state of the bulk jobs, read as the original did (one ``getJobAttributes`` per job) and
 with ``DiracBackend.status`` (one ``getJobStatus`` per 1000 jobs).
 
-Server round trips are counted as calls of the DIRAC API (``submitJob``, ``getJobAttributes``,
-``getJobStatus``), each of which is one request to a DIRAC service (``submitJob`` also uploads the
-input sandbox, for both approaches). Every job asks for a tag no worker offers, so none of them
-is ever run, and all are killed right after their submission and deleted at the end, whatever
-happens.
+Server round trips are counted as calls of the DIRAC API (``submitJob``,
+``uploadFilesAsSandbox``, ``getJobAttributes``, ``getJobStatus``). The original's ``submitJob``
+uploads the job's sandbox too (two requests); ours uploads it once per submission, and each
+parametric ``submitJob`` is the submission and its confirmation (two requests). Every job asks
+for a tag no worker offers, so none of them is ever run, and all are killed right after their
+submission and deleted at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -109,14 +111,15 @@ def make_specs(n: int, analysis: str, home: str, se: str) -> list[Any]:
 
 def cleanup(backend: Any, groups: Sequence[str]) -> tuple[int, int]:
     """Delete (DIRAC kills them first) every job of ``groups``; return (found, not deleted)."""
-    from protopipe_grid_interface.iterutils import chunked
+    from protopipe_grid_interface.exceptions import BackendError
     from protopipe_grid_interface.models import JobStatus
 
     ids = sorted({i for group in groups for i in backend.select_jobs(job_group=group)})
-    left = 0
-    for chunk in chunked(ids, 1000):
-        backend.api.deleteJob(chunk)  # "Some jobs failed deletion" for Killed jobs it deletes
-        left += sum(s.status != JobStatus.DELETED for s in backend.status(chunk).values())
+    try:
+        backend.delete(ids)
+    except BackendError as exc:
+        print(f"cleanup: {exc}", file=sys.stderr)
+    left = sum(s.status != JobStatus.DELETED for s in backend.status(ids).values())
     return len(ids), left
 
 

@@ -343,6 +343,24 @@ class BackendContract:
 
         assert backend.status([job_id])[job_id] == before
 
+    def test_delete_ends_running_and_final_jobs_deleted(
+            self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
+        running = make_spec("import time; time.sleep(60)", "open('out.txt', 'w').write('x')")
+        failed = make_spec("raise SystemExit(3)")
+        [failed_id] = backend.submit([failed])
+        assert wait_final(backend, [failed_id])[failed_id].status == JobStatus.FAILED
+        [running_id] = backend.submit([running])
+        wait_status(backend, running_id, STARTED)
+
+        backend.delete([running_id, failed_id])
+
+        states = wait_final(backend, [running_id, failed_id], timeout=30)
+        assert {i: s.status for i, s in states.items()} == {
+            running_id: JobStatus.DELETED, failed_id: JobStatus.DELETED}
+        time.sleep(1.0)  # a deleted job must not come back to life or upload anything
+        assert backend.status([running_id])[running_id].status == JobStatus.DELETED
+        assert backend.metadata([running.output_lfn]) == {}
+
     def test_job_input_data_lists_input_lfns_then_input_data(
             self, backend: Backend, make_spec: Callable[..., JobSpec], tmp_path: Path,
             lfn_dir: str, se: str) -> None:

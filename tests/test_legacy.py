@@ -344,6 +344,29 @@ def test_submit_never_twice(ws: Workspace) -> None:
         store.close()
 
 
+def test_jobs_delete_asks_first_then_deletes_final_jobs_too(ws: Workspace) -> None:
+    ws.edit_grid("n_file_per_job: 10", "n_file_per_job: 2")
+    set_list(ws, Stage.TRAINING_ENERGY, Particle.GAMMA, lfns(3))
+    backend = ws.backend()
+    ok(submit(ws, "--output_type=TRAINING"))
+    ids = backend.select_jobs()
+    wait_final(backend, ids)  # they fail: the simulation files are not in the catalog
+    delete = ["jobs", "delete", "--metadata", ws.metadata, *ws.backend_options()]
+
+    refused = cli("grid", *delete, cwd=ws.dir)
+    assert refused.returncode == 1
+    assert "delete these 2 job(s)? [y/N] refused" in refused.stderr
+    assert {s.status for s in backend.status(ids).values()} == {JobStatus.FAILED}
+
+    assert "2 job(s) deleted" in ok(cli("grid", *delete, "--yes", cwd=ws.dir))
+    assert {s.status for s in backend.status(ids).values()} == {JobStatus.DELETED}
+    store = Store(ws.root / "state.sqlite")
+    try:  # the analysis knows it too, although the jobs were final before
+        assert {r.status for r in store.jobs()} == {JobStatus.DELETED}
+    finally:
+        store.close()
+
+
 def test_submit_stage_follows_grid_yaml(ws: Workspace) -> None:
     set_list(ws, Stage.TRAINING_CLASSIFICATION, Particle.PROTON, lfns(12, "proton"))
     set_list(ws, Stage.DL2, Particle.ELECTRON, lfns(5, "electron"))

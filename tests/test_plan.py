@@ -293,3 +293,55 @@ def test_missing_cameras_or_models_are_refused() -> None:
     with pytest.raises(InputError, match="models"):
         plan_jobs(Stage.DL2, Particle.GAMMA, lfns(1),
                   settings(regressor_method=None, classifier_method="none"))
+
+
+# --- input-data sites -------------------------------------------------------------------------
+def test_with_sites_each_job_reads_files_of_one_site_only() -> None:
+    files = lfns(12)
+    # interleaved: even runs at CNAF only, odd runs at both DESY and CNAF
+    sites = {lfn: ("CNAF-Disk",) if i % 2 == 0 else ("DESY-ZN-Disk", "CNAF-Disk")
+             for i, lfn in enumerate(files)}
+    specs = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files, settings(files_per_job=4),
+                      sites=sites)
+
+    assert [len(s.input_lfns) for s in specs] == [4, 2, 4, 2]
+    for spec in specs:
+        assert len({frozenset(sites[lfn]) for lfn in spec.input_lfns}) == 1, spec.input_lfns
+    assert sorted(lfn for s in specs for lfn in s.input_lfns) == sorted(files)
+    # order within a site is kept, and names still follow the runs they hold
+    assert specs[0].input_lfns == tuple(files[0:8:2])
+    assert specs[0].name.endswith("run101-run107")
+
+
+def test_sites_that_all_agree_change_nothing() -> None:
+    files = lfns(25)
+    plain = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files, settings())
+    same_site = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files, settings(),
+                          sites={lfn: ("CNAF-Disk",) for lfn in files})
+    assert same_site == plain
+
+
+def test_files_without_known_replicas_form_their_own_jobs() -> None:
+    files = lfns(5)
+    sites = {lfn: ("CNAF-Disk",) for lfn in files[:3]}
+    specs = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files, settings(), sites=sites)
+    assert [s.input_lfns for s in specs] == [tuple(files[:3]), tuple(files[3:])]
+
+
+def test_dirac_submission_groups_share_everything_a_parametric_job_shares() -> None:
+    """What goes into one parametric DIRAC submission (no DIRAC needed to decide it)."""
+    from protopipe_grid_interface.backends.dirac import submission_groups
+
+    files = lfns(6)
+    energy = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files[:4], settings(files_per_job=1))
+    other_se = plan_jobs(Stage.TRAINING_ENERGY, Particle.GAMMA, files[4:],
+                         settings(files_per_job=1, output_se="DESY-ZN-USER"))
+    without_inputs = dataclasses.replace(energy[3], name="no-input", input_lfns=())
+    mixed = [energy[0], other_se[0], energy[1], without_inputs, other_se[1], energy[2]]
+
+    groups = submission_groups(mixed)
+
+    assert [[s.name for s in g] for g in groups] == [
+        [energy[0].name, energy[1].name, energy[2].name],
+        [other_se[0].name, other_se[1].name],
+        ["no-input"]]

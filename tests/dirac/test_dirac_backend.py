@@ -211,29 +211,52 @@ def wait_waiting(backend: DiracBackend, ids: Sequence[int]) -> None:
 def test_parametric_chunks_of_max_parametric(
         backend: DiracBackend, specs: Callable[..., list[JobSpec]],
         input_files: Callable[[int], list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Five jobs, at most two per submission: 2 + 2 + 1, each job with its own input data."""
+    """Five jobs, at most two per submission: 2 + 2 + 1, each job with its own input data,
+    and one sandbox upload for all three submissions."""
     simtel = input_files(2)
     monkeypatch.setattr(backend, "max_parametric", lambda: 2)
     five = specs(5, inputs=[[simtel[i % 2]] for i in range(5)])
-    submit_calls = count_calls(monkeypatch, backend.api, "submitJob")
+    submit_calls = count_calls(monkeypatch, backend.wms, "submitJob")
+    uploads = count_calls(monkeypatch, backend.sandboxes, "uploadFilesAsSandbox")
     before = backend.round_trips
 
     ids = backend.submit(five)
 
     assert len(ids) == 5 and len(set(ids)) == 5
-    assert len(submit_calls) == 3
-    assert backend.round_trips - before == 3
+    assert (len(submit_calls), len(uploads)) == (3, 1)
+    assert backend.round_trips - before == 4
     assert backend.find_jobs([s.name for s in five]) == {
         s.name: [i] for s, i in zip(five, ids, strict=True)}
     # each job of a parametric chunk runs its own entry of the manifest, with its own input
-    # data, to its own output
-    for n, (s, job_id) in enumerate(zip(five, ids, strict=True)):
+    # data, to its own output, from the one uploaded sandbox
+    sandboxes = set()
+    for s, job_id in zip(five, ids, strict=True):
         jdl = backend.call("getJobJDL", backend.api.getJobJDL, job_id)
         assert jdl["JobName"] == s.name
-        if n < 4:  # the parameter that names the manifest entry (the lone job has it built in)
-            assert jdl["pgijob"] == s.name
+        assert jdl["pgijob"] == s.name
         assert jdl["OutputData"] == f"LFN:{s.output_lfn}"
         assert backend.job_input_data(job_id) == list(s.input_lfns)
+        sandboxes.add(jdl["InputSandbox"])
+    assert len(sandboxes) == 1 and sandboxes.pop().startswith("SB:")
+
+
+def test_a_server_limit_below_the_configured_one_is_followed(
+        backend: DiracBackend, specs: Callable[..., list[JobSpec]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CS says 130, the JobManager refuses more than its 100: the backend follows it."""
+    server_limit = backend.max_parametric()
+    backend._max_parametric = server_limit + 30
+    submit_calls = count_calls(monkeypatch, backend.wms, "submitJob")
+    many = specs(server_limit + 5)
+
+    ids = backend.submit(many)
+
+    assert len(set(ids)) == len(many)
+    assert backend.max_parametric() == server_limit
+    # the refused request created nothing; then server_limit + 5 jobs
+    assert len(submit_calls) == 3
+    assert backend.find_jobs([s.name for s in many]) == {
+        s.name: [i] for s, i in zip(many, ids, strict=True)}
 
 
 def test_max_parametric_is_the_servers_limit(backend: DiracBackend) -> None:

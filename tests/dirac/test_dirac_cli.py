@@ -657,6 +657,17 @@ def test_submit_is_planned_whole_never_twice_tracked_killed_and_resubmitted(
         assert {a["Status"] for a in final.values()} == {"Killed"}, final
         assert {r["status"] for r in status_json(dirac_box, analysis, tmp_path).values()} == {
             "Killed"}
+
+        # delete asks first too, then deletes the jobs the analysis knows
+        delete = ["protopipe-grid", "jobs", "delete", "--metadata", analysis, "--backend",
+                  "dirac"]
+        refused = cli(dirac_box, delete, cwd=tmp_path, code=1)
+        assert "delete these 3 job(s)? [y/N] refused" in refused.stderr
+        done = cli(dirac_box, [*delete, "--yes"], cwd=tmp_path)
+        assert "3 job(s) deleted" in done.stdout
+        deleted = {r["backend_id"] for r in status_json(dirac_box, analysis, tmp_path).values()
+                   if r["status"] == "Deleted"}
+        assert deleted == {*ids.values(), new_id} - {ids[victim]}
     finally:
         delete_jobs(dirac_box, group)
 

@@ -27,10 +27,9 @@ pytestmark = pytest.mark.dirac
 
 #: a tag no worker of the box offers: jobs asking for it stay Waiting
 HOLD_TAG = "pgi-test-hold"
-#: jobs of the shared large submission: more than one status chunk (+2, not +1: the last
-#: workflow chunk would be a lone job without input data, see test_dirac_backend.py
-#: test_a_single_job_without_input_data_is_submitted)
-MANY = track.STATUS_CHUNK + 2
+#: jobs of the shared large submission: more than one status chunk and more than one workflow
+#: chunk (the last one a lone job)
+MANY = track.STATUS_CHUNK + 1
 
 Specs = Callable[..., list[JobSpec]]
 
@@ -135,7 +134,7 @@ def test_second_submit_submits_nothing(
         many: tuple[Store, DiracBackend, list[JobSpec], list[tuple[str, int]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, backend, specs, submitted = many
-    calls = count_calls(monkeypatch, backend.api, "submitJob")
+    calls = count_calls(monkeypatch, backend.wms, "submitJob")
     before = backend.round_trips
 
     second = submit(store, backend, specs)
@@ -188,7 +187,7 @@ def test_resubmission_after_a_kill_submits_exactly_that_job(
         assert JobStatus.KILLED not in statuses.values()
 
         requeued = requeue_failed(store)
-        calls = count_calls(monkeypatch, backend.api, "submitJob")
+        calls = count_calls(monkeypatch, backend.wms, "submitJob")
         again = submit(store, backend, specs)
 
         assert requeued == [victim]

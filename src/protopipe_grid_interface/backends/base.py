@@ -62,6 +62,10 @@ class Backend(ABC):
         """Kill the jobs (those already final are left as they are)."""
 
     @abstractmethod
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete the jobs, killing those still active: they end ``Deleted``."""
+
+    @abstractmethod
     def reschedule(self, ids: Sequence[int]) -> None:
         """Send final jobs back to the queue under the same id."""
 

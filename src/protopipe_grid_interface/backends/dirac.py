@@ -14,9 +14,11 @@ a bounded number of times with backoff.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -34,8 +36,9 @@ log = logging.getLogger(__name__)
 
 PAYLOAD = Path(__file__).resolve().parent.parent / "payload"
 MAX_PARAMETRIC_PATH = "/Systems/WorkloadManagement/Services/JobManager/MaxParametricJobs"
-#: DIRAC's code default when the CS does not say
-DEFAULT_MAX_PARAMETRIC = 20
+#: DIRAC's shipped ConfigTemplate; a server with a lower limit says so, and we follow it
+DEFAULT_MAX_PARAMETRIC = 100
+PARAMETRIC_LIMIT = re.compile(r"exceeds the limit of (\d+)")
 TRANSIENT = ("Failed to get file catalog configuration", "Connection refused", "timed out",
              "Peer closed connection", "Cannot connect", "Temporary failure")
 NO_SUCH_FILE = ("No such file", "not found", "does not exist")
@@ -78,6 +81,9 @@ class DiracBackend(Backend):
         self.backoff = backoff
         self.round_trips = 0
         self._api: Any = None
+        self._wms: Any = None
+        self._sandboxes: Any = None
+        self._max_parametric: int | None = None
 
     # --- DIRAC, lazily ------------------------------------------------------------------------
     @property
@@ -85,6 +91,18 @@ class DiracBackend(Backend):
         """The ``Dirac()`` API object, after initialising DIRAC once."""
         self.ready()
         return self._api
+
+    @property
+    def wms(self) -> Any:
+        """DIRAC's ``WMSClient``, which submits job descriptions."""
+        self.ready()
+        return self._wms
+
+    @property
+    def sandboxes(self) -> Any:
+        """DIRAC's ``SandboxStoreClient``, which uploads input sandboxes."""
+        self.ready()
+        return self._sandboxes
 
     def ready(self) -> None:
         """Initialise DIRAC once (it reads dirac.cfg and the proxy)."""
@@ -94,6 +112,10 @@ class DiracBackend(Backend):
 
                 DIRAC.initialize()
                 from DIRAC.Interfaces.API.Dirac import Dirac
+                from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import (
+                    SandboxStoreClient,
+                )
+                from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
             except ImportError:
                 raise BackendError("the DIRAC client is not installed",
                                    "pip install 'protopipe-grid-interface[dirac]'") from None
@@ -105,19 +127,31 @@ class DiracBackend(Backend):
 
                 gLogger.setLevel("FATAL")
             self._api = Dirac()
+            self._wms = WMSClient()
+            self._sandboxes = SandboxStoreClient()
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call DIRAC; return ``Value``; retry transient failures; raise BackendError."""
-        for attempt in range(self.retries + 1):
+        return self.checked(what, function, args, kwargs, self.retries)
+
+    def call_once(self, what: str, function: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> Any:
+        """:meth:`call` without retries, for calls that must not happen twice (a submission
+        that timed out may still have created its jobs)."""
+        return self.checked(what, function, args, kwargs, 0)
+
+    def checked(self, what: str, function: Callable[..., Any], args: Sequence[Any],
+                kwargs: Mapping[str, Any], retries: int) -> Any:
+        """``function(*args, **kwargs)``'s ``Value``, with up to ``retries`` retries."""
+        for attempt in range(retries + 1):
             self.round_trips += 1
             result = function(*args, **kwargs)
             if result.get("OK"):
                 return result.get("Value")
             message = str(result.get("Message", "unknown error"))
-            if not any(t in message for t in TRANSIENT) or attempt == self.retries:
-                error = TransientBackendError if any(t in message for t in TRANSIENT) \
-                    else BackendError
-                raise error(f"{what}: {message}")
+            transient = any(t in message for t in TRANSIENT)
+            if not transient or attempt == retries:
+                raise (TransientBackendError if transient else BackendError)(f"{what}: {message}")
             log.warning("%s: %s (retrying)", what, message)
             time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
@@ -173,70 +207,98 @@ class DiracBackend(Backend):
         return [name for name in names if not name.endswith("SandboxSE")]
 
     def max_parametric(self) -> int:
-        """The server's limit of jobs per parametric submission."""
-        self.ready()
-        from DIRAC import gConfig
+        """The server's limit of jobs per parametric submission, as its configuration says."""
+        if self._max_parametric is None:
+            self.ready()
+            from DIRAC import gConfig
 
-        value = gConfig.getValue(MAX_PARAMETRIC_PATH)
-        return int(value) if value else DEFAULT_MAX_PARAMETRIC
+            value = gConfig.getValue(MAX_PARAMETRIC_PATH)
+            self._max_parametric = int(value) if value else DEFAULT_MAX_PARAMETRIC
+        return self._max_parametric
 
     # --- jobs ---------------------------------------------------------------------------------
     def submit(self, specs: Sequence[JobSpec]) -> list[int]:
         ids: dict[str, int] = {}
-        limit = self.max_parametric()
-        groups: dict[tuple[object, ...], list[JobSpec]] = {}
-        for spec in specs:
-            key = (spec.job_group, spec.output_se, spec.input_sandbox, spec.input_data,
-                   spec.cpu_time, spec.banned_sites, spec.tags, spec.job_type)
-            groups.setdefault(key, []).append(spec)
-        for group in groups.values():
-            for chunk in chunked(group, limit):
-                for spec, job_id in zip(chunk, self.submit_chunk(chunk), strict=True):
-                    ids[spec.name] = job_id
+        for group in submission_groups(specs):
+            sandbox = self.upload_sandbox(group)
+            start = 0
+            while start < len(group):
+                chunk = group[start:start + self.max_parametric()]
+                try:
+                    chunk_ids = self.submit_chunk(chunk, group[0], sandbox)
+                except BackendError as exc:  # a server whose limit is below what its CS says
+                    limit = PARAMETRIC_LIMIT.search(str(exc))
+                    if not limit or not 0 < int(limit.group(1)) < len(chunk):
+                        raise
+                    log.warning("the server takes at most %s jobs per submission", limit[1])
+                    self._max_parametric = int(limit.group(1))
+                    continue
+                ids.update(zip((s.name for s in chunk), chunk_ids, strict=True))
+                start += len(chunk)
         return [ids[spec.name] for spec in specs]
 
-    def submit_chunk(self, specs: Sequence[JobSpec]) -> list[int]:
-        """One DIRAC submission (parametric when more than one job) for specs sharing a key."""
-        from DIRAC.Interfaces.API.Job import Job
-
-        first = specs[0]
+    def upload_sandbox(self, specs: Sequence[JobSpec]) -> str:
+        """Upload, once for all ``specs`` (one submission group), what their jobs need: the
+        steps of every job (``jobs.json``), the payload scripts, the group's sandbox files and
+        the job description; return its ``SB:`` reference, which every chunk reuses."""
         with tempfile.TemporaryDirectory(prefix="pgi-submit-") as tmp:
             manifest = Path(tmp) / "jobs.json"
             manifest.write_text(json.dumps({"jobs": {s.name: job_entry(s) for s in specs}}))
-            job = Job()
-            job.setJobGroup(first.job_group)
-            job.setInputSandbox([str(manifest), str(PAYLOAD / "run_job.py"),
-                                 str(PAYLOAD / "pgi_job.sh"), *first.input_sandbox])
-            job.setOutputSandbox(["std.out", "std.err"])
-            job.setCPUTime(first.cpu_time)
-            if first.banned_sites:
-                job.setBannedSites(list(first.banned_sites))
-            if first.tags:
-                job.setTag(list(first.tags))
-            if first.job_type != "User":
-                job.setType(first.job_type)
-            if len(specs) == 1:
-                job.setName(first.name)
-                job.setExecutable("pgi_job.sh", arguments=self.environment.arguments(first.name))
-                if first.input_lfns or first.input_data:
-                    job.setInputData([*first.input_lfns, *first.input_data])
-                job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
-            else:
-                names = [s.name for s in specs]
-                job.setName(names[0])
-                job.setParameterSequence("JobName", names)
-                job.setParameterSequence("pgijob", names)
-                job.setExecutable("pgi_job.sh",
-                                  arguments=self.environment.arguments("%(pgijob)s"))
-                job.setParameterSequence("InputData",
-                                         [[*s.input_lfns, *s.input_data] for s in specs],
-                                         addToWorkflow="ParametricInputData")
-                job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
-                job.setParameterSequence("OutputData", [f"LFN:{s.output_lfn}" for s in specs])
-            value = self.call("submitJob", self.api.submitJob, job)
+            # the workflow is the same for every chunk of the group: what differs is in the JDL
+            description = Path(tmp) / "jobDescription.xml"
+            description.write_text(self.chunk_job(specs[:1], specs[0], "")._toXML())
+            files = [manifest, description, PAYLOAD / "run_job.py", PAYLOAD / "pgi_job.sh",
+                     *map(Path, specs[0].input_sandbox)]
+            missing = [f for f in files if not f.is_file()]
+            if missing:
+                raise DataError(f"input sandbox file not found: {missing[0]}")
+            value = self.call("uploadFilesAsSandbox", self.sandboxes.uploadFilesAsSandbox,
+                              [str(f) for f in files])
+        return str(value)
+
+    def chunk_job(self, chunk: Sequence[JobSpec], first: JobSpec, sandbox: str) -> Any:
+        """The parametric DIRAC ``Job`` of ``chunk``, whose group starts with ``first``: the
+        settings shared by the group, and one value per job for name, inputs and output."""
+        from DIRAC.Interfaces.API.Job import Job
+
+        job = Job()
+        job.setJobGroup(first.job_group)
+        if sandbox:
+            job.setInputSandbox([sandbox])
+        job.setOutputSandbox(["std.out", "std.err"])
+        job.setCPUTime(first.cpu_time)
+        if first.banned_sites:
+            job.setBannedSites(list(first.banned_sites))
+        if first.tags:
+            job.setTag(list(first.tags))
+        if first.job_type != "User":
+            job.setType(first.job_type)
+        job.setName(first.name)
+        names = [s.name for s in chunk]
+        job.setParameterSequence("JobName", names)
+        job.setParameterSequence("pgijob", names)
+        job.setExecutable("pgi_job.sh", arguments=self.environment.arguments("%(pgijob)s"))
+        if first.input_lfns or first.input_data:  # the same for the whole group
+            job.setParameterSequence("InputData",
+                                     [[*s.input_lfns, *s.input_data] for s in chunk],
+                                     addToWorkflow="ParametricInputData")
+        job.setOutputData([f"LFN:{first.output_lfn}"], outputSE=first.output_se)
+        job.setParameterSequence("OutputData", [f"LFN:{s.output_lfn}" for s in chunk])
+        return job
+
+    def submit_chunk(self, chunk: Sequence[JobSpec], first: JobSpec, sandbox: str) -> list[int]:
+        """One parametric submission (one server request) for at most ``MaxParametricJobs``."""
+        job = self.chunk_job(chunk, first, sandbox)
+        errors = getattr(job, "errorDict", {})
+        if errors:
+            method, messages = next(iter(errors.items()))
+            raise BackendError(f"job description: {method}: {'; '.join(messages)}")
+        # the job description is in the uploaded sandbox: nothing is uploaded here
+        jdl = job._toJDL(jobDescriptionObject=io.StringIO(""))
+        value = self.call_once("submitJob", self.wms.submitJob, jdl)
         ids = value if isinstance(value, list) else [value]
-        if len(ids) != len(specs):
-            raise BackendError(f"submitJob returned {len(ids)} ids for {len(specs)} jobs")
+        if len(ids) != len(chunk):
+            raise BackendError(f"submitJob returned {len(ids)} ids for {len(chunk)} jobs")
         return [int(i) for i in ids]
 
     def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
@@ -294,6 +356,23 @@ class DiracBackend(Backend):
         active = [i for i, s in self.status(ids).items() if not s.status.is_final]
         if active:
             self.call("killJob", self.api.killJob, active)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """DIRAC's ``deleteJob`` (which kills active jobs first), read back: it answers "Some
+        jobs failed deletion" for Killed jobs it does delete, and now and then leaves one."""
+        left = [int(i) for i in ids]
+        for attempt in range(self.retries + 1):
+            for chunk in chunked(left, BULK):
+                try:
+                    self.call("deleteJob", self.api.deleteJob, chunk)
+                except BackendError as exc:
+                    if "failed deletion" not in str(exc):
+                        raise
+            left = [i for i, s in self.status(left).items() if s.status != JobStatus.DELETED]
+            if not left:
+                return
+            time.sleep(self.backoff * 2 ** attempt)
+        raise BackendError(f"{len(left)} job(s) not deleted, e.g. {left[0]}")
 
     def reschedule(self, ids: Sequence[int]) -> None:
         self.call("rescheduleJob", self.api.rescheduleJob, [int(i) for i in ids])
@@ -426,6 +505,18 @@ class DiracBackend(Backend):
     def remove(self, lfns: Sequence[str]) -> None:
         if lfns:
             self.bulk("removeFile", self.api.removeFile, list(lfns), missing_ok=True)
+
+
+def submission_groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:
+    """``specs`` grouped by everything their parametric job shares (sandbox, models, group,
+    output SE, CPU time, bans, tags, type, whether they have input data), in order."""
+    groups: dict[tuple[object, ...], list[JobSpec]] = {}
+    for spec in specs:
+        key = (spec.job_group, spec.output_se, spec.input_sandbox, spec.input_data,
+               spec.cpu_time, spec.banned_sites, spec.tags, spec.job_type,
+               bool(spec.input_lfns or spec.input_data))
+        groups.setdefault(key, []).append(spec)
+    return list(groups.values())
 
 
 def job_entry(spec: JobSpec) -> dict[str, object]:

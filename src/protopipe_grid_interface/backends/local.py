@@ -275,6 +275,12 @@ class LocalBackend(Backend):
                 except ProcessLookupError:
                     pass
 
+    def delete(self, ids: Sequence[int]) -> None:
+        self.kill(ids)
+        for job_id in ids:
+            self.set_status(job_id, JobStatus.DELETED, "Deleted by user",
+                            only_from=[s for s in JobStatus if s != JobStatus.DELETED])
+
     def reschedule(self, ids: Sequence[int]) -> None:
         for job_id in ids:
             self.set_status(job_id, JobStatus.WAITING, "Job Rescheduled",

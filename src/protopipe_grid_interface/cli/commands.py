@@ -278,6 +278,25 @@ def jobs_kill(args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_delete(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        track.refresh(s.store, s.backend, args.stage)
+        chosen = [r for r in selected(s, args) if r.backend_id is not None
+                  and r.status not in (JobStatus.PLANNED, JobStatus.SUBMITTING,
+                                       JobStatus.DELETED)]
+        for r in chosen:
+            console.print(f"{r.name} ({r.backend_id}, {r.status.value})", markup=False)
+        if not chosen:
+            console.print("no job to delete in this selection", markup=False)
+            return 0
+        if args.dry_run or not confirm(f"delete these {len(chosen)} job(s)?", args.yes):
+            return 0 if args.dry_run else 1
+        s.backend.delete([r.backend_id for r in chosen if r.backend_id is not None])
+        track.update(s.store, s.backend, chosen)
+        console.print(f"{len(chosen)} job(s) deleted", markup=False)
+    return 0
+
+
 def jobs_log(args: argparse.Namespace) -> int:
     with session(args) as s:
         records = [r for r in s.store.jobs() if r.name == args.job or str(r.backend_id) ==

@@ -128,6 +128,14 @@ def build_parser() -> ArgumentParser:
     add_backend_options(p)
     p.set_defaults(func=commands.jobs_kill)
 
+    p = jobs.add_parser("delete", help="delete the jobs of a selection (active ones killed)")
+    analysis_option(p)
+    stage_options(p, required=False)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    add_backend_options(p)
+    p.set_defaults(func=commands.jobs_delete)
+
     p = jobs.add_parser("log", help="a job's output (by name or backend id)")
     analysis_option(p)
     p.add_argument("job", help="job name or backend id")

@@ -72,7 +72,7 @@ def submit(
     store: Store,
     backend: Backend,
     specs: Sequence[JobSpec],
-    chunk_size: int = 100,
+    chunk_size: int = 1000,
     progress: Progress | None = None,
 ) -> SubmitReport:
     """Submit every job of ``specs`` that is not submitted yet; see the module docstring."""

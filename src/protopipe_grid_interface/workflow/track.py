@@ -15,9 +15,15 @@ STATUS_CHUNK = 1000
 
 def refresh(store: Store, backend: Backend, stage: Stage | None = None) -> list[JobRecord]:
     """Ask the backend for the state of every active job; return all jobs of ``stage``."""
-    active = [r for r in store.jobs(stage=stage)
-              if r.status.is_active and r.backend == backend.name and r.backend_id is not None]
-    for chunk in chunked(active, STATUS_CHUNK):
+    update(store, backend, [r for r in store.jobs(stage=stage) if r.status.is_active])
+    return store.jobs(stage=stage)
+
+
+def update(store: Store, backend: Backend, records: Sequence[JobRecord]) -> None:
+    """Ask the backend for the state of these jobs (final ones too: a deleted job was final
+    before) and record it, with the outputs of the jobs now Done."""
+    mine = [r for r in records if r.backend == backend.name and r.backend_id is not None]
+    for chunk in chunked(mine, STATUS_CHUNK):
         states = backend.status([r.backend_id for r in chunk if r.backend_id is not None])
         by_name = {r.name: states[r.backend_id] for r in chunk
                    if r.backend_id is not None and r.backend_id in states}
@@ -28,7 +34,6 @@ def refresh(store: Store, backend: Backend, stage: Stage | None = None) -> list[
             store.set_output([(r.name, found[r.spec.output_lfn].size,
                                found[r.spec.output_lfn].checksum)
                               for r in done if r.spec.output_lfn in found])
-    return store.jobs(stage=stage)
 
 
 def wait(
