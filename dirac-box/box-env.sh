@@ -9,6 +9,7 @@ export BOX_USER="${BOX_USER:-diracuser}"
 export BOX_HOST="localhost"          # DIRAC URLs use this name; the host cert has SAN localhost + 127.0.0.1
 export BOX_SITE="DIRAC.Box.local"
 export BOX_SE="BOX-SE"
+export BOX_PILOT_SLOTS="${BOX_PILOT_SLOTS:-2}"   # jobs the pilot runs at a time
 export BOX_MYSQL_PORT="${BOX_MYSQL_PORT:-13306}"
 export BOX_MYSQL_SOCK="$BOX/mysql/mysqld.sock"
 export BOX_DB_PASSWORD="dirac-box-pw"

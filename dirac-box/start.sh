@@ -126,11 +126,18 @@ fresh() { [ -f "$1" ] && openssl x509 -checkend 86400 -noout -in "$1" >/dev/null
 )
 t4=$(date +%s); echo "==> proxies $BOX_USER_PROXY, $BOX_ADMIN_PROXY ($((t4-t3)) s)"
 
-# ---------------------------------------------------------------- pilot (JobAgent + InProcess CE)
+# ---------------------------------------------------------------- pilot (JobAgent + Pool CE)
+# jobagent.py: DIRAC's JobAgent without its unbounded back-off when idle. The pilot runs
+# $BOX_PILOT_SLOTS jobs at a time (a Pool CE, each job in an InProcess CE); boxes set up before
+# the Pool CE get it here.
+if ! grep -q "LocalCE = Pool" "$BOX/pilot/etc/dirac.cfg"; then
+  sed -i "s|^\(\s*\)Site = $BOX_SITE$|&\n\1LocalCE = Pool\n\1NumberOfProcessors = $BOX_PILOT_SLOTS|" \
+    "$BOX/pilot/etc/dirac.cfg"
+fi
 if [ "$WITH_PILOT" = 1 ] && ! running JobAgent; then
   mkdir -p "$BOX/pilot/shared" "$BOX/pilot/work"
   ( cd "$BOX/pilot/work"; box_pilot_env;
-    exec setsid dirac-agent WorkloadManagement/JobAgent >>"$LOG/JobAgent.log" 2>&1 < /dev/null ) &
+    exec setsid "$BOX_VENV/bin/python" "$HERE/jobagent.py" >>"$LOG/JobAgent.log" 2>&1 < /dev/null ) &
   echo $! > "$RUN/JobAgent.pid"
   echo "==> JobAgent started (log $LOG/JobAgent.log)"
 fi
