@@ -43,6 +43,8 @@ TRANSIENT = ("Failed to get file catalog configuration", "Connection refused", "
              "Peer closed connection", "Cannot connect", "Temporary failure")
 NO_SUCH_FILE = ("No such file", "not found", "does not exist")
 BULK = 1000
+#: seconds a delete waits for killed jobs to stop, and between two looks
+KILL_WAIT, POLL_SECONDS = 120.0, 2.0
 
 
 @dataclass(frozen=True)
@@ -358,9 +360,19 @@ class DiracBackend(Backend):
             self.call("killJob", self.api.killJob, active)
 
     def delete(self, ids: Sequence[int]) -> None:
-        """DIRAC's ``deleteJob`` (which kills active jobs first), read back: it answers "Some
-        jobs failed deletion" for Killed jobs it does delete, and now and then leaves one."""
+        """Kill, wait until stopped, then DIRAC's ``deleteJob``, read back.
+
+        A job deleted while it runs goes on reporting (Running, then Failed) over its Deleted
+        state, so active jobs are killed first and deleted once final (or after
+        :data:`KILL_WAIT` s). ``deleteJob`` answers "Some jobs failed deletion" for Killed jobs
+        it does delete, and now and then leaves one: the states are read back.
+        """
         left = [int(i) for i in ids]
+        self.kill(left)
+        deadline = time.monotonic() + KILL_WAIT
+        while time.monotonic() < deadline and not all(
+                s.status.is_final for s in self.status(left).values()):
+            time.sleep(POLL_SECONDS)
         for attempt in range(self.retries + 1):
             for chunk in chunked(left, BULK):
                 try:
