@@ -1,34 +1,35 @@
 #!/usr/bin/env python
 """Merging 500 protopipe outputs: ``collect.merge`` vs the original tool and ``cat``, in one run.
 
-    python bench/merge_bench.py                  # 500 DL2 + 500 TRAINING files (~0.35 GB, ~3 min)
+    python bench/merge_bench.py                  # 500 DL2 + 500 TRAINING files (~0.4 GB, ~4 min)
     python bench/merge_bench.py --files 100      # quicker
-    python bench/merge_bench.py --profile        # stage breakdown of ours even if targets are met
+    python bench/merge_bench.py --profile        # the C-level floor even if targets are met
 
 For each set (DL2, TRAINING), generated here (seeded, in a temporary folder) with the real
 protopipe 0.5.0 layouts, and measured in the same run on the same files:
 
-- **ours**: ``protopipe_grid_interface.workflow.collect.merge`` (payload/merge_tables.py);
+- **ours**: ``protopipe_grid_interface.workflow.collect.merge`` (payload/merge_tables.py: inputs
+  read with h5py's low-level API, output written with PyTables);
 - **original**: protopipe-grid-interface v0.4 ``merge_tables.py`` re-implemented (open the output
   ``'w'``, ``copy_node`` the first file's tables, ``append_where`` every later file's);
-- **cat**: ``cat`` of the same files to ``/dev/null`` (the I/O floor).
+- **cat**: ``cat`` of the same files to ``/dev/null`` (the I/O floor);
+- a what-if: ours without h5py (``--engine tables``: every input read with PyTables, as before
+  h5py).
 
-Every input file is read once before any timing, so all three read from the page cache; ``os.sync``
-runs (untimed) before each measurement so no method pays for another's dirty pages. Ours and the
-original run once each; ``cat`` (~0.2 s) runs three times and the fastest counts. Outputs are
-checked against the generated truth: rows per table, a SHA-256 of all rows in merge order, and
-the summed ``num_showers``. When ours misses a target (>= 5x the original, >= 25 % of cat) or with
-``--profile``, a per-stage breakdown of ours' per-file work is printed, and when an interpreter
-with h5py is available (``--h5py-python``; else this one if it has h5py; else the payload
-environment's, where merge_tables.py runs in jobs and which has h5py) a what-if merge reading the
-inputs with h5py's low-level API is measured too. See bench/README.md.
+Every input file is read once before any timing, so all read from the page cache; ``os.sync``
+runs (untimed) before each run so no method pays for another's dirty pages. Ours and cat run
+three times and the fastest counts; the original (~1 min) and ours without h5py once. Every
+output is checked against the generated truth: rows per table, a SHA-256 of all rows in merge
+order, and the summed ``num_showers``. When ours misses a target (>= 5x the original, >= 25 % of
+cat) or with ``--profile``, the floor is measured on the same files: HDF5's C calls alone
+(through ctypes) reading what ours reads, and one write of the merged bytes.
+See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import resource
@@ -50,7 +51,7 @@ TARGET_VS_ORIGINAL = 5.0
 TARGET_VS_CAT = 0.25
 POOL_ROWS = 12_000  # rows generated once per table, sliced into the files
 SHOWER_REUSE = 20
-CAT_RUNS = 3
+RUNS = 3  # the fast methods run this many times, the fastest counts
 
 # --- the real layouts (protopipe 0.5.0) ---------------------------------------------------------
 # write_dl2.py, class RecoEvent: 31 columns, one row per array event (failed ones included)
@@ -213,11 +214,19 @@ def warm(paths: Sequence[Path]) -> None:
                 pass
 
 
-# --- the three methods --------------------------------------------------------------------------
+# --- the methods -------------------------------------------------------------------------------
 def merge_ours(paths: Sequence[Path], out: Path) -> None:
+    """What the CLI runs: inputs read with h5py's low-level API, output written by PyTables."""
     from protopipe_grid_interface.workflow import collect
 
     collect.merge(list(paths), out)
+
+
+def merge_ours_tables(paths: Sequence[Path], out: Path) -> None:
+    """Ours where h5py is missing: every input read with PyTables (merge_tables --engine tables)."""
+    from protopipe_grid_interface.payload import merge_tables
+
+    merge_tables.merge(str(out), [str(p) for p in paths], note=lambda _: None, engine="tables")
 
 
 def merge_original(paths: Sequence[Path], out: Path) -> None:
@@ -262,7 +271,7 @@ def cpu_seconds() -> float:
 
 
 def measure(function: Callable[[], None]) -> tuple[float, float]:
-    """(wall s, cpu s) of one call, after flushing other methods' dirty pages (untimed)."""
+    """(wall s, cpu s) of one call, after an (untimed) os.sync()."""
     os.sync()
     cpu, wall = cpu_seconds(), time.perf_counter()
     function()
@@ -291,151 +300,143 @@ def check(out: Path, truth: Truth) -> tuple[bool, str]:
     return ok, " ".join(parts) + ("" if ok else "  PROBLEM: " + "; ".join(problems))
 
 
-# --- profiling ours -----------------------------------------------------------------------------
-STAGES = ("open file", "root attrs", "open table nodes", "create output table", "read rows",
-          "append rows", "obs_id set", "close")
+# --- the floor: what any merge that reads through HDF5 and writes the output must spend -------
+def libhdf5() -> Any:
+    """ctypes handle on the HDF5 library h5py uses (the one ours reads with), or None."""
+    import ctypes
+    import importlib.util
+
+    if importlib.util.find_spec("h5py") is None:
+        return None
+    import h5py
+
+    if h5py.version.hdf5_version_tuple < (1, 10):  # hid_t is 64 bits from 1.10 on
+        return None
+    libs = sorted((Path(h5py.__file__).parent.parent / "h5py.libs").glob("libhdf5-*.so*"))
+    if not libs:  # h5py linked to a system or conda HDF5: the one mapped in this process
+        maps = Path("/proc/self/maps")
+        mapped = maps.read_text().split() if maps.exists() else []
+        libs = [Path(w) for w in mapped if "/libhdf5.so" in w or "/libhdf5-" in w]
+    libs = [lib for lib in libs if "_hl" not in lib.name]
+    return ctypes.CDLL(str(libs[0])) if libs else None
 
 
-def stage_breakdown(paths: Sequence[Path], out: Path) -> dict[str, float]:
-    """Seconds per stage of merge_tables.merge's per-file work, re-done call by call on ``paths``.
+def hdf5_floor(paths: Sequence[Path]) -> dict[str, float] | None:
+    """Seconds HDF5's C calls alone take to read what ours reads from the inputs, or None.
 
-    Same PyTables calls, in the same order, as payload/merge_tables.py (checks that cannot fail
-    here left out), each wrapped in a timer.
+    Through ctypes (~1 us a call), per file: H5Fopen; H5Aopen + H5Aread of status,
+    num_showers and shower_reuse; the root group's links; per table H5Dopen2, its type and
+    dataspace, then all rows: with one H5Dread in the file's own type ("read"), or chunk by
+    chunk with H5Dread_chunk as ours does ("chunks"); H5Fclose. Also H5Fopen + H5Fclose alone.
+    Nothing ours checks on top (CLASS, the type against the output's) is counted.
     """
-    spent = dict.fromkeys(STAGES, 0.0)
+    import ctypes
+
+    lib = libhdf5()
+    if lib is None:
+        return None
+    hid, herr, size = ctypes.c_int64, ctypes.c_int, ctypes.c_size_t
+    text, void, u64 = ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64
+
+    class GroupInfo(ctypes.Structure):
+        _fields_ = [("storage_type", ctypes.c_int), ("nlinks", u64),
+                    ("max_corder", ctypes.c_int64), ("mounted", ctypes.c_bool)]
+
+    signatures: dict[str, tuple[Any, list[Any]]] = {
+        "H5Fopen": (hid, [text, ctypes.c_uint, hid]), "H5Fclose": (herr, [hid]),
+        "H5Aopen": (hid, [hid, text, hid]), "H5Aget_type": (hid, [hid]),
+        "H5Aread": (herr, [hid, hid, void]), "H5Aclose": (herr, [hid]),
+        "H5Gopen2": (hid, [hid, text, hid]), "H5Gclose": (herr, [hid]),
+        "H5Gget_info": (herr, [hid, ctypes.POINTER(GroupInfo)]),
+        "H5Lget_name_by_idx": (ctypes.c_ssize_t, [hid, text, ctypes.c_int, ctypes.c_int,
+                                                  u64, void, size, hid]),
+        "H5Dopen2": (hid, [hid, text, hid]), "H5Dget_type": (hid, [hid]),
+        "H5Dget_space": (hid, [hid]), "H5Dclose": (herr, [hid]),
+        "H5Dget_create_plist": (hid, [hid]), "H5Pget_chunk": (ctypes.c_int, [hid, ctypes.c_int,
+                                                                              void]),
+        "H5Pclose": (herr, [hid]),
+        "H5Sget_simple_extent_dims": (ctypes.c_int, [hid, void, void]),
+        "H5Sclose": (herr, [hid]), "H5Tget_size": (size, [hid]), "H5Tclose": (herr, [hid]),
+        "H5Dread": (herr, [hid, hid, hid, hid, hid, void]),
+        "H5Dread_chunk": (herr, [hid, hid, void, void, void]),
+    }
+    c = {}
+    for name, (restype, argtypes) in signatures.items():
+        try:
+            function = getattr(lib, name)
+        except AttributeError:  # HDF5 2.0 keeps the 1.x signature under ...1
+            function = getattr(lib, name + "1")
+        function.restype, function.argtypes = restype, argtypes
+        c[name] = function
+    names = [str(p).encode() for p in paths]
+    value = ctypes.create_string_buffer(256)
+    name = ctypes.create_string_buffer(256)
+    info, dims, chunk, offset = GroupInfo(), (u64 * 1)(), (u64 * 1)(), (u64 * 1)()
+    mask = ctypes.c_uint32()
+    buffer = (ctypes.c_char * (64 << 20))()
+    base = ctypes.addressof(buffer)
     clock = time.perf_counter
-    outfile = tables.open_file(str(out), mode="w")
-    seen: dict[str, Any] = {}
-    obs_ids: set[int] = set()
-    for path in paths:
-        t0 = clock()
-        h5 = tables.open_file(str(path), mode="r")
-        t1 = clock()
-        attrs = h5.root._v_attrs
-        {k: attrs[k] for k in attrs._f_list("user")}
-        t2 = clock()
-        _ = "/reco_events" in h5  # loads the /reco_events Table node when there is one
-        nodes = list(h5.walk_nodes("/", "Table"))
-        for tab in nodes:
-            tab.dtype, tab.colnames  # noqa: B018 - what merge() touches on every input table
-        spent["open file"] += t1 - t0
-        spent["root attrs"] += t2 - t1
-        spent["open table nodes"] += clock() - t2
-        these: set[int] = set()
-        for tab in nodes:
-            t0 = clock()
-            where = tab._v_pathname
-            if where not in seen:
-                dest = seen[where] = outfile.create_table(
-                    tab._v_parent._v_pathname, tab._v_name, description=tab.description,
-                    title=tab.title, filters=tab.filters, createparents=True)
-                for k in tab.attrs._f_list("user"):
-                    dest.attrs[k] = tab.attrs[k]
-            dest = outfile.get_node(where)
-            t1 = clock()
-            rows = tab.read(0, tab.nrows)
-            t2 = clock()
-            dest.append(rows)
-            t3 = clock()
-            these.update(rows["obs_id"].tolist())
-            t4 = clock()
-            spent["create output table"] += t1 - t0
-            spent["read rows"] += t2 - t1
-            spent["append rows"] += t3 - t2
-            spent["obs_id set"] += t4 - t3
-        obs_ids |= these
-        t0 = clock()
-        h5.close()
-        spent["close"] += clock() - t0
-    outfile.close()
+    spent = {}
+    start = clock()
+    for path in names:
+        c["H5Fclose"](c["H5Fopen"](path, 0, 0))
+    spent["open_close"] = clock() - start
+    for how in ("read", "chunks"):
+        start = clock()
+        for path in names:
+            f = c["H5Fopen"](path, 0, 0)
+            for attribute in (b"status", b"num_showers", b"shower_reuse"):
+                a = c["H5Aopen"](f, attribute, 0)
+                t = c["H5Aget_type"](a)
+                c["H5Aread"](a, t, value)
+                c["H5Tclose"](t)
+                c["H5Aclose"](a)
+            g = c["H5Gopen2"](f, b"/", 0)
+            c["H5Gget_info"](g, ctypes.byref(info))
+            links = []
+            for k in range(info.nlinks):
+                c["H5Lget_name_by_idx"](g, b".", 0, 0, k, name, 256, 0)
+                links.append(name.value)
+            c["H5Gclose"](g)
+            for link in links:
+                d = c["H5Dopen2"](f, link, 0)
+                t = c["H5Dget_type"](d)
+                space = c["H5Dget_space"](d)
+                c["H5Sget_simple_extent_dims"](space, dims, None)
+                c["H5Sclose"](space)
+                rowsize = c["H5Tget_size"](t)
+                if how == "read":
+                    if dims[0] * rowsize > len(buffer) or c["H5Dread"](d, t, 0, 0, 0, buffer) < 0:
+                        raise RuntimeError(f"{path!r}: H5Dread failed")
+                else:
+                    plist = c["H5Dget_create_plist"](d)
+                    c["H5Pget_chunk"](plist, 1, chunk)
+                    c["H5Pclose"](plist)
+                    for k, row in enumerate(range(0, dims[0], chunk[0])):
+                        offset[0] = row
+                        at = base + k * chunk[0] * rowsize
+                        if (k + 1) * chunk[0] * rowsize > len(buffer) or c["H5Dread_chunk"](
+                                d, 0, offset, ctypes.byref(mask), at) < 0:
+                            raise RuntimeError(f"{path!r}: H5Dread_chunk failed")
+                c["H5Tclose"](t)
+                c["H5Dclose"](d)
+            c["H5Fclose"](f)
+        spent[how] = clock() - start
     return spent
 
 
-def node_open_profile(paths: Sequence[Path]) -> dict[str, float]:
-    """Where opening input Table nodes goes, per cProfile: seconds in a few PyTables internals."""
-    import cProfile
-    import pstats
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for path in paths:
-        with tables.open_file(str(path), mode="r") as h5:
-            list(h5.walk_nodes("/", "Table"))
-    profiler.disable()
-    wanted = {("table.py", "_g_open"): "Table._g_open (all of it)",
-              ("attributeset.py", "__init__"): "  AttributeSet: read every attribute",
-              ("description.py", "__init__"): "  Description: rebuild the columns",
-              ("inspect.py", "signature"): "  inspect.signature, once per column"}
-    found = dict.fromkeys(wanted.values(), 0.0)
-    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    for (filename, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        label = wanted.get((Path(filename).name, function))
-        if label is not None:  # cProfile's cumulative time already counts recursion once
-            found[label] += cumulative
-    return found
-
-
-def h5py_probe(paths: Sequence[str], out: str) -> dict[str, float]:
-    """What-if: read inputs with h5py's low-level API (no PyTables nodes), append with PyTables.
-
-    The first file of each table is opened with PyTables once, to create the output table with
-    the same description; every file is then read raw (memory type = file type, no conversion).
-    """
-    import h5py  # noqa: PLC0415 - optional, only for this what-if
-
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    outfile = tables.open_file(out, mode="w")
-    dests: dict[bytes, Any] = {}
-    showers = 0
-    for path in paths:
-        fid = h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDONLY)
-        try:
-            value = np.empty((), "i8")
-            h5py.h5a.open(fid, b"num_showers").read(value)
-            showers += int(value)
-            for name in h5py.h5g.open(fid, b"/"):
-                did = h5py.h5d.open(fid, name)
-                dest = dests.get(name)
-                if dest is None:
-                    with tables.open_file(path) as first:
-                        src = first.get_node("/" + name.decode())
-                        dest = dests[name] = outfile.create_table(
-                            "/", src.name, description=src.description, filters=src.filters,
-                            expectedrows=src.nrows * len(paths))
-                rows = np.empty(did.shape[0], dest.dtype)
-                did.read(h5py.h5s.ALL, h5py.h5s.ALL, rows, mtype=did.get_type())
-                dest.append(rows)
-        finally:
-            fid.close()
-    outfile.root._v_attrs["num_showers"] = showers
-    outfile.close()
-    return {"wall": time.perf_counter() - wall, "cpu": cpu_seconds() - cpu}
-
-
-def h5py_interpreter() -> str:
-    """This interpreter if it has h5py, else the payload environment's (protopipe 0.5.0 has it)."""
-    import importlib.util
-
-    if importlib.util.find_spec("h5py") is not None:
-        return sys.executable
-    from protopipe_grid_interface.software import default_payload_env
-
-    payload = default_payload_env() / "bin" / "python"
-    return str(payload) if payload.exists() else sys.executable
-
-
-def run_h5py_probe(python: str, paths: Sequence[Path], out: Path) -> dict[str, float] | None:
-    """Run h5py_probe with ``python`` (needs numpy, PyTables and h5py); None if it cannot."""
+def write_floor(nbytes: int, folder: Path) -> float:
+    """Seconds to write ``nbytes`` to a new file in 8 MiB writes (no fsync, like ours)."""
+    block = bytes(8 << 20)
+    target = folder / "write_floor.bin"
     os.sync()
-    listing = out.with_suffix(".list")
-    listing.write_text("\n".join(map(str, paths)))
-    done = subprocess.run([python, __file__, "--h5py-probe", str(listing), str(out)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"  (h5py what-if skipped: {done.stderr.strip().splitlines()[-1:]})")
-        return None
-    result: dict[str, float] = json.loads(done.stdout)
-    return result
+    start = time.perf_counter()
+    with open(target, "wb") as stream:
+        for offset in range(0, nbytes, len(block)):
+            stream.write(block[: min(len(block), nbytes - offset)])
+    seconds = time.perf_counter() - start
+    target.unlink()
+    return seconds
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -450,27 +451,35 @@ def bench_set(layout: Layout, truth: Truth, work: Path, args: argparse.Namespace
           f"{tables_per_file} table(s) of {len(layout.columns)} columns, "
           f"{sum(truth.rows.values()):,} rows, uncompressed (protopipe's default filters)")
     warm(paths)
-    methods = (("ours (collect.merge)", merge_ours), ("original (append_where)", merge_original),
-               ("cat > /dev/null", cat))
+    methods: tuple[tuple[str, Callable[[Sequence[Path], Path], None], int], ...] = (
+        ("ours (collect.merge)", merge_ours, RUNS),
+        ("original (append_where)", merge_original, 1),  # ~1 min: once
+        ("cat > /dev/null", cat, RUNS),
+        ("ours without h5py", merge_ours_tables, 1),
+    )
     results: dict[str, tuple[float, float, str]] = {}
     good = True
-    for label, method in methods:
-        out = work / f"{layout.kind}_{label.split()[0]}_merged.h5"
-        runs = CAT_RUNS if method is cat else 1  # cat takes ~0.2 s: best of 3 tames the noise
-        wall, cpu = min(measure(lambda m=method, o=out: m(paths, o))  # type: ignore[misc]
-                        for _ in range(runs))
-        summary = f"(best of {runs})" if runs > 1 else ""
-        if method is not cat:
-            ok, summary = check(out, truth)
-            good = good and ok
-            out.unlink()
+    for label, method, runs in methods:
+        out = work / f"{layout.kind}_merged.h5"
+        timings, summary = [], f"(best of {runs})" if runs > 1 else ""
+        for _ in range(runs):
+            timings.append(measure(lambda m=method, o=out: m(paths, o)))  # type: ignore[misc]
+            if method is not cat:
+                ok, summary = check(out, truth)
+                good = good and ok
+                out.unlink()
+        if method is not cat and runs > 1:
+            summary = f"{summary} (best of {runs})"
+        wall, cpu = min(timings)
         results[label] = (wall, cpu, summary)
     print(f"{'method':<26}{'wall s':>8}{'cpu s':>8}{'MB/s':>9}  output check")
     for label, (wall, cpu, summary) in results.items():
         print(f"{label:<26}{wall:>8.2f}{cpu:>8.2f}{mb(truth.nbytes) / wall:>9.1f}  {summary}")
     print(f"{'expected':<51}  " + " ".join(f"{t}={n:,}" for t, n in truth.rows.items())
           + f" num_showers={truth.num_showers:,}")
-    (ours, ours_cpu, _), (original, original_cpu, _), (floor, floor_cpu, _) = results.values()
+    ours, ours_cpu, _ = results["ours (collect.merge)"]
+    original, original_cpu, _ = results["original (append_where)"]
+    floor, floor_cpu, _ = results["cat > /dev/null"]
     vs_original, vs_cat = original / ours, floor / ours
     print(f"ratio ours/original (speed-up): {vs_original:6.2f}x   "
           f"target >= {TARGET_VS_ORIGINAL:g}x  "
@@ -479,47 +488,36 @@ def bench_set(layout: Layout, truth: Truth, work: Path, args: argparse.Namespace
     print(f"ratio ours/cat (throughput):    {vs_cat:6.1%}    target >= {TARGET_VS_CAT:.0%}   "
           f"{'met' if vs_cat >= TARGET_VS_CAT else 'MISSED'}   "
           f"(in cpu s: {floor_cpu / ours_cpu:.1%})")
+    fallback, _, _ = results["ours without h5py"]
+    print(f"what-if: without h5py {original / fallback:.2f}x the original")
     missed = vs_original < TARGET_VS_ORIGINAL or vs_cat < TARGET_VS_CAT
     if missed or args.profile:
-        profile(layout, paths, work, args, results, truth)
+        explain(paths, truth, work, ours, floor)
     return good
 
 
-def profile(layout: Layout, paths: list[Path], work: Path, args: argparse.Namespace,
-            results: dict[str, tuple[float, float, str]], truth: Truth) -> None:
-    subset = paths[: args.profile_files]
+def explain(paths: list[Path], truth: Truth, work: Path, ours: float, floor: float) -> None:
+    """The least any merge reading through HDF5 and writing the output spends, against cat."""
     os.sync()
-    out = work / f"{layout.kind}_profile.h5"
-    spent = stage_breakdown(subset, out)
-    with tables.open_file(str(out)) as h5:
-        shapes = {t._v_name: (t.chunkshape[0], t.rowsize) for t in h5.walk_nodes("/", "Table")}
-    out.unlink()
-    total = sum(spent.values())
-    print(f"where ours spends its time ({len(subset)} files, "
-          "ours' PyTables calls timed one by one):")
-    print(f"  {'stage':<22}{'ms/file':>9}{'share':>8}")
-    for stage in STAGES:
-        print(f"  {stage:<22}{1e3 * spent[stage] / len(subset):>9.2f}{spent[stage] / total:>8.1%}")
-    print(f"  {'total':<22}{1e3 * total / len(subset):>9.2f}")
-    few = subset[:20]
-    print(f"  inside 'open table nodes' (cProfile, {len(few)} files, "
-          "times inflated by the profiler):")
-    for label, seconds in node_open_profile(few).items():
-        print(f"    {label:<46}{1e3 * seconds / len(few):>7.2f} ms/file")
-    for name, (chunk, rowsize) in shapes.items():
-        print(f"  output /{name}: chunkshape {chunk} rows = {chunk * rowsize / 1024:.0f} KiB "
-              f"(default expectedrows); inputs and output uncompressed, so no codec cost")
-    python = args.h5py_python or h5py_interpreter()
-    probe = run_h5py_probe(python, paths, work / f"{layout.kind}_h5py.h5")
-    if probe is not None:
-        ours = results["ours (collect.merge)"][0]
-        floor = results["cat > /dev/null"][0]
-        wall = probe["wall"]
-        ok, summary = check(work / f"{layout.kind}_h5py.h5", truth)
-        print(f"what-if, h5py low-level reads + PyTables appends ({python}):")
-        print(f"  {wall:.2f} s wall, {probe['cpu']:.2f} s cpu, {mb(truth.nbytes) / wall:.1f} MB/s: "
-              f"{ours / wall:.1f}x ours, {floor / wall:.1%} of cat; {summary}")
-        (work / f"{layout.kind}_h5py.h5").unlink()
+    runs = [hdf5_floor(paths) for _ in range(RUNS)]
+    if runs[0] is None:
+        print("  (no HDF5 library found for the C-level floor)")
+        return
+    spent = {key: min(run[key] for run in runs if run is not None) for key in runs[0]}
+    write = min(write_floor(truth.nbytes, work) for _ in range(RUNS))
+    n = len(paths)
+    print(f"the floor (HDF5's C calls through ctypes, no Python work between them, best of "
+          f"{RUNS}; cat: {1e3 * floor / n:.2f} ms/file):")
+    print(f"  {'HDF5 open + close only':<52}{1e3 * spent['open_close'] / n:>7.2f} ms/file"
+          f"{spent['open_close']:>8.2f} s")
+    for how, label in (("read", "HDF5 open, 3 attributes, tables (H5Dread), close"),
+                       ("chunks", "the same, tables chunk by chunk (as ours)")):
+        print(f"  {label:<52}{1e3 * spent[how] / n:>7.2f} ms/file{spent[how]:>8.2f} s")
+    print(f"  {'writing the merged bytes once (8 MiB writes)':<52}{'':>15}{write:>8.2f} s")
+    least = min(spent["read"], spent["chunks"]) + write
+    print(f"  {'floor: the faster read + the write, one process':<52}{'':>15}{least:>8.2f} s = "
+          f"{floor / least:.0%} of cat at best; ours {ours:.2f} s = {least / ours:.0%} of "
+          "the floor's speed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -530,24 +528,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--profile", action="store_true",
-                        help="stage breakdown even if targets met")
-    parser.add_argument("--profile-files", type=int, default=50,
-                        help="files used for the stage breakdown (default 50)")
-    parser.add_argument("--h5py-python", default=None,
-                        help="interpreter with numpy, PyTables and h5py for the what-if merge")
-    parser.add_argument("--h5py-probe", nargs=2, help=argparse.SUPPRESS)
+                        help="the C-level floor even if the targets are met")
     args = parser.parse_args(argv)
-    if args.h5py_probe:
-        listing, out = args.h5py_probe
-        print(json.dumps(h5py_probe(Path(listing).read_text().split("\n"), out)))
-        return 0
     logging.disable(logging.WARNING)  # ours logs skipped inputs; there are none here
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="merge_bench_", dir=args.workdir))
     print(f"merging {args.files} protopipe files per set (python {sys.version.split()[0]}, "
           f"PyTables {tables.__version__}, HDF5 {tables.hdf5_version}, {os.cpu_count()} cpus, "
           f"in {work})")
-    print("inputs read once before timing (page cache warm for all three); os.sync() before each")
+    print("inputs read once before timing (page cache warm for all); os.sync() before each run")
     good = True
     try:
         for kind in args.sets.split(","):
