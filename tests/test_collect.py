@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import tables
 
+from protopipe_grid_interface.backends import local as local_backend_module
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.checksums import adler32
 from protopipe_grid_interface.exceptions import DataError
+from protopipe_grid_interface.models import RemoteFile
 from protopipe_grid_interface.workflow import collect
 
 BIN = Path(sys.executable).parent
@@ -147,3 +149,39 @@ def test_kill_9_during_download_then_rerun(backend: LocalBackend, tmp_path: Path
     assert not list(outdir.glob("*.part"))
     for path in outdir.glob("*.h5"):
         assert adler32(path) == adler32(source / path.name)
+
+
+def put_files(backend: LocalBackend, source: Path, folder: str, count: int,
+              size: int = 300_000) -> list[RemoteFile]:
+    source.mkdir(exist_ok=True)
+    for i in range(count):
+        (source / f"f{i:02d}.h5").write_bytes(os.urandom(size + i))
+        backend.put_file(source / f"f{i:02d}.h5", f"{folder}/f{i:02d}.h5", "LOCAL-SE")
+    return backend.list_directory(folder)
+
+
+def test_download_writes_only_name_part_then_renames(backend: LocalBackend, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One temporary name per file (``name.part``, not ``name.part.part``), and no catalog
+    query per file: the listing's entries are handed to the backend."""
+    remote = put_files(backend, tmp_path / "src", "/vo/user/x/part", 3)
+    written: list[str] = []
+    real_copy = local_backend_module.copy_into
+
+    def recording(source: Path, destination: Path) -> str:
+        written.append(destination.name)
+        return real_copy(source, destination)
+
+    def no_query(lfns: object) -> dict[str, RemoteFile]:
+        raise AssertionError("catalog queried during the download")
+
+    monkeypatch.setattr(local_backend_module, "copy_into", recording)
+    monkeypatch.setattr(backend, "metadata", no_query)
+    report = collect.download(backend, remote, tmp_path / "dl", workers=2)
+
+    assert sorted(written) == ["f00.h5.part", "f01.h5.part", "f02.h5.part"]
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["f00.h5", "f01.h5", "f02.h5"]
+    assert len(report.fetched) == 3
+    for path in report.fetched:
+        assert adler32(path) == adler32(tmp_path / "src" / path.name)
+

@@ -393,7 +393,8 @@ class DiracBackend(Backend):
                                 tuple(sorted(replicas.get(lfn, {}))))
                 for lfn, m in meta.items()}
 
-    def get_file(self, lfn: str, destination: Path) -> str | None:
+    def get_file(self, lfn: str, destination: Path,
+                 known: RemoteFile | None = None) -> str | None:
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".pgi-get-", dir=destination.parent) as tmp:

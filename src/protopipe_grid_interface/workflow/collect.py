@@ -9,6 +9,7 @@ reported. Every outcome is kept in the state database's download manifest.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -42,14 +43,23 @@ class DownloadReport:
 
 
 def is_intact(path: Path, remote: RemoteFile) -> bool:
-    """True when ``path`` exists with the catalog's size and checksum."""
-    return (path.is_file() and path.stat().st_size == remote.size
+    """True when ``path`` is a file with the catalog's size and checksum."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISREG(info.st_mode) and info.st_size == remote.size
             and same_checksum(adler32(path), remote.checksum))
 
 
 def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
               backoff: float) -> bool:
-    """Fetch one file unless already intact; True if it was fetched."""
+    """Fetch one file unless already intact; True if it was fetched.
+
+    The backend writes ``target.part``; its size on disk and the adler32 of the bytes written
+    (computed by the backend while writing, or else read back here) must match the catalog
+    before it is renamed to ``target``.
+    """
     if is_intact(target, remote):
         return False
     partial = target.with_name(target.name + ".part")
@@ -58,12 +68,13 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            checksum = backend.get_file(remote.lfn, partial)
+            checksum = backend.get_file(remote.lfn, partial, remote)
         except PipelineError as exc:
             problem = str(exc)
             continue
-        if partial.stat().st_size != remote.size:
-            problem = f"size {partial.stat().st_size}, catalog says {remote.size}"
+        size = partial.stat().st_size
+        if size != remote.size:
+            problem = f"size {size}, catalog says {remote.size}"
         elif not same_checksum(checksum or adler32(partial), remote.checksum):
             problem = f"adler32 mismatch (catalog says {remote.checksum})"
         else:
