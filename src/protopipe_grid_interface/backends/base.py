@@ -20,6 +20,10 @@ class Backend(ABC):
 
     #: short name stored with every submitted job ("local", "dirac")
     name: str
+    #: whether one instance may be used from several threads at once; when it may not,
+    #: parallel work (downloads) runs in worker processes, each with its own copy of the
+    #: backend: such a backend must pickle before it connected and connect lazily
+    thread_safe: bool = True
 
     # --- identity -----------------------------------------------------------------------------
     @abstractmethod

@@ -62,6 +62,8 @@ class DiracBackend(Backend):
     """Jobs and files on DIRAC; see the module docstring."""
 
     name = "dirac"
+    #: the DIRAC client is not thread safe: downloads run in processes, one client each
+    thread_safe = False
 
     def __init__(
         self,
@@ -78,6 +80,13 @@ class DiracBackend(Backend):
         self.backoff = backoff
         self.round_trips = 0
         self._api: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable, also after ``ready()``: the copy initialises DIRAC again in its own
+        process (download workers)."""
+        state = dict(self.__dict__)
+        state["_api"] = None
+        return state
 
     # --- DIRAC, lazily ------------------------------------------------------------------------
     @property

@@ -112,6 +112,16 @@ class LocalBackend(Backend):
         self.local = threading.local()
         connect(self.root / "catalog.sqlite").close()
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (for download worker processes): connections stay behind."""
+        state = dict(self.__dict__)
+        del state["local"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.local = threading.local()
+
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection to the catalog (downloads run in threads)."""
