@@ -31,7 +31,8 @@ from pathlib import Path
 from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
 from ..exceptions import DataError, PipelineError
-from ..models import RemoteFile
+from ..models import Particle, RemoteFile, Stage
+from ..paths import AnalysisTree
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,13 @@ def download(
     pool.shutdown()
     flush()
     return report
+
+
+def stage_outputs(backend: Backend, tree: AnalysisTree, stage: Stage,
+                  particle: Particle) -> list[RemoteFile]:
+    """The catalogued outputs of one stage and particle: what ``data download`` fetches."""
+    return [f for f in backend.list_directory(tree.lfn_data_dir(stage, particle))
+            if f.lfn.endswith(".h5")]
 
 
 def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> tuple[int, int]:
