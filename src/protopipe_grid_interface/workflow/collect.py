@@ -116,14 +116,15 @@ def fetch_outcome(backend: Backend, remote: RemoteFile, target: Path, retries: i
 _worker_backend: Backend | None = None
 
 
-def start_worker(backend: Backend) -> None:
+def start_worker(backend: Backend, log_level: int) -> None:
     """Initialiser of a download worker process: keep its own copy of the backend.
 
-    The copy is unpickled from the parent's, before anything was initialised in it (a backend
-    connects lazily: ``DiracBackend`` initialises DIRAC in ``ready()``), so each process has
-    its own client.
+    The copy is unpickled from the parent's without its connections (a backend connects
+    lazily: ``DiracBackend`` initialises DIRAC in ``ready()``), so each process has its own
+    client. Warnings (retries) are logged at the parent's level.
     """
     global _worker_backend
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     _worker_backend = backend
 
 
@@ -166,7 +167,8 @@ def download(
     pool: Executor
     if use_processes:  # spawned, not forked: a fresh interpreter, no inherited client state
         pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=start_worker, initargs=(backend,))
+                                   initializer=start_worker,
+                                   initargs=(backend, logging.getLogger().getEffectiveLevel()))
     else:
         pool = ThreadPoolExecutor(count)
     try:
