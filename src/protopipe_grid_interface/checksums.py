@@ -10,6 +10,7 @@ the GIL on large buffers, so parallel downloads in threads checksum in parallel.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from collections.abc import Callable
 from importlib import import_module
@@ -43,6 +44,18 @@ def select_adler32() -> tuple[str, Adler32]:
 ADLER32_IMPLEMENTATION, _adler32 = select_adler32()
 
 
+_local = threading.local()
+
+
+def chunk_buffer() -> bytearray:
+    """This thread's read buffer, made once: a new 1 MiB buffer per file costs page faults
+    and zeroing, ~0.5 ms a file, a third of copying a 2 MB file from the page cache."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray(CHUNK)
+    return buffer
+
+
 def format_adler32(value: int) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
 
@@ -50,7 +63,7 @@ def format_adler32(value: int) -> str:
 def adler32(path: Path) -> str:
     """The adler32 checksum of a file, formatted like the DIRAC File Catalog does."""
     value = 1
-    buffer = bytearray(CHUNK)
+    buffer = chunk_buffer()
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as stream:
         while size := stream.readinto(buffer):
@@ -72,7 +85,7 @@ def copy_into(source: Path, destination: Path) -> str:
     continue where they stopped), so it is the checksum of what the file holds.
     """
     value = 1
-    buffer = bytearray(CHUNK)
+    buffer = chunk_buffer()
     view = memoryview(buffer)
     try:
         with open(source, "rb", buffering=0) as src, open(destination, "wb", buffering=0) as dst:
