@@ -281,3 +281,33 @@ def test_dirac_backend_downloads_in_processes_and_starts_dirac_there(
     assert sorted(report.failed) == [f.lfn for f in files]
     assert all("DIRAC client is not installed" in problem for problem in report.failed.values())
     assert list((tmp_path / "dl").iterdir()) == []
+
+
+class DyingBackend(LocalBackend):
+    """Not thread safe, and its worker process dies (as if killed) on one file."""
+
+    thread_safe = False
+
+    def get_file(self, lfn: str, destination: Path,
+                 known: RemoteFile | None = None) -> str | None:
+        if lfn.endswith("f03.h5"):
+            os._exit(9)
+        return super().get_file(lfn, destination, known)
+
+
+def test_a_dead_worker_process_fails_files_not_the_download(tmp_path: Path) -> None:
+    backend = DyingBackend(tmp_path / "grid", payload_env=Path(sys.prefix))
+    remote = put_files(backend, tmp_path / "src", "/vo/user/x/dying", 6)
+    outdir = tmp_path / "dl"
+
+    report = collect.download(backend, remote, outdir, workers=2, retries=0)
+
+    assert remote[3].lfn in report.failed
+    assert "download worker died" in report.failed[remote[3].lfn]
+    assert len(report.failed) + len(report.fetched) == 6
+    for path in outdir.glob("*.h5"):  # whatever carries a final name is complete
+        assert adler32(path) == adler32(tmp_path / "src" / path.name)
+    healthy = LocalBackend(tmp_path / "grid", payload_env=Path(sys.prefix))
+    again = collect.download(healthy, remote, outdir, workers=2, processes=True)
+    assert not again.failed and len(again.fetched) + len(again.present) == 6
+    assert sorted(p.name for p in outdir.iterdir()) == [f"f{i:02d}.h5" for i in range(6)]

@@ -27,6 +27,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
@@ -98,8 +99,8 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
     raise DataError(f"{remote.lfn}: {problem}")
 
 
-#: what one file's download ended as: ("fetched" | "present" | "failed", the problem if failed)
-Outcome = tuple[str, str]
+#: how one file's download ended, and the problem if it failed
+Outcome = tuple[Literal["fetched", "present", "failed"], str]
 
 
 def fetch_outcome(backend: Backend, remote: RemoteFile, target: Path, retries: int,
