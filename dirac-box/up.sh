@@ -4,7 +4,7 @@
 #
 #   bash dirac-box/up.sh [--no-pilot] [--project]
 #     --no-pilot  do not start the JobAgent (jobs then stay Waiting)
-#     --project   also `pip install -e <repo>[dev]` into the box venv (under the same pins), so that
+#     --project   also `pip install -e <repo>[all]` into the box venv (under the same pins), so that
 #                 our package and pytest run on the box venv's Python
 #   BOX_ROOT      where the box lives (default /tmp/dirac-box)
 # Prints one TIMING line and how to get the client environment. Two up.sh at once take turns
@@ -31,8 +31,8 @@ bash "$HERE/start.sh" "${START_ARGS[@]}"; t3=$(date +%s)
 # the project, once per checkout and pyproject.toml
 MARK="$BOX/.project-$( (echo "$REPO"; cat "$REPO/pyproject.toml") | sha256sum | cut -c1-16)"
 if [ "$PROJECT" = 1 ] && [ ! -f "$MARK" ]; then
-  echo "==> pip install -e $REPO[dev] into $BOX_VENV"
-  PIP_CONSTRAINT="$BOX/constraints.txt" "$BOX_VENV/bin/pip" install -q -e "$REPO[dev]"
+  echo "==> pip install -e $REPO[all] into $BOX_VENV"
+  PIP_CONSTRAINT="$BOX/constraints.txt" "$BOX_VENV/bin/pip" install -q -e "$REPO[all]"
   rm -f "$BOX"/.project-*; touch "$MARK"
 fi
 t4=$(date +%s)

@@ -18,4 +18,5 @@ wait "$box" || { echo "test: the DIRAC box did not come up:" >&2; tail -n 30 "$B
 grep -E "^(TIMING|DIRAC box up)" "$BOX_ROOT/logs/up.log" || true
 # shellcheck disable=SC1091
 source dirac-box/client-env.sh
-python -m pytest -m dirac tests/dirac
+# two at a time: most of a DIRAC test is waiting for the server or the pilot (two job slots)
+python -m pytest -m dirac -n 2 --dist loadscope tests/dirac

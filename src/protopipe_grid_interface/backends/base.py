@@ -20,6 +20,10 @@ class Backend(ABC):
 
     #: short name stored with every submitted job ("local", "dirac")
     name: str
+    #: whether one instance may be used from several threads at once; when it may not,
+    #: parallel work (downloads) runs in worker processes, each with its own copy of the
+    #: backend: such a backend must pickle before it connected and connect lazily
+    thread_safe: bool = True
 
     # --- identity -----------------------------------------------------------------------------
     @abstractmethod
@@ -97,9 +101,15 @@ class Backend(ABC):
         """Size, checksum and replicas of each catalogued LFN; missing LFNs are left out."""
 
     @abstractmethod
-    def get_file(self, lfn: str, destination: Path) -> str | None:
+    def get_file(self, lfn: str, destination: Path,
+                 known: RemoteFile | None = None) -> str | None:
         """Copy ``lfn`` from one of its replicas to the local path ``destination``; return the
-        adler32 of the bytes written if the copy computed it (else None: the caller does)."""
+        adler32 of the bytes written if the copy computed it (else None: the caller does).
+
+        ``destination`` may be written in place; callers that need the file to appear complete
+        or not at all pass a temporary name and rename it (``collect.fetch_one`` does).
+        ``known`` is the catalog entry the caller already holds (from ``list_directory`` or
+        ``metadata``): a backend may use its replicas and checksum instead of asking again."""
 
     @abstractmethod
     def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:

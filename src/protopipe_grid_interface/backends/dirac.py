@@ -67,6 +67,8 @@ class DiracBackend(Backend):
     """Jobs and files on DIRAC; see the module docstring."""
 
     name = "dirac"
+    #: the DIRAC client is not thread safe: downloads run in processes, one client each
+    thread_safe = False
 
     def __init__(
         self,
@@ -86,6 +88,13 @@ class DiracBackend(Backend):
         self._wms: Any = None
         self._sandboxes: Any = None
         self._max_parametric: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable, also after ``ready()``: the copy initialises DIRAC again in its own
+        process (download workers)."""
+        state = dict(self.__dict__)
+        state.update(_api=None, _wms=None, _sandboxes=None)
+        return state
 
     # --- DIRAC, lazily ------------------------------------------------------------------------
     @property
@@ -484,7 +493,8 @@ class DiracBackend(Backend):
                                 tuple(sorted(replicas.get(lfn, {}))))
                 for lfn, m in meta.items()}
 
-    def get_file(self, lfn: str, destination: Path) -> str | None:
+    def get_file(self, lfn: str, destination: Path,
+                 known: RemoteFile | None = None) -> str | None:
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".pgi-get-", dir=destination.parent) as tmp:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..checksums import copy_atomic, same_checksum
+from ..checksums import copy_atomic, copy_into, same_checksum
 from ..exceptions import BackendError, DataError
 from ..iterutils import chunked
 from ..models import JobSpec, JobState, JobStatus, RemoteFile
@@ -111,6 +111,16 @@ class LocalBackend(Backend):
         self.user = user or getpass.getuser()
         self.local = threading.local()
         connect(self.root / "catalog.sqlite").close()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (for download worker processes): connections stay behind."""
+        state = dict(self.__dict__)
+        del state["local"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.local = threading.local()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -346,15 +356,18 @@ class LocalBackend(Backend):
                 found[lfn] = RemoteFile(lfn, int(size), checksum, replicas)
         return found
 
-    def get_file(self, lfn: str, destination: Path) -> str | None:
-        meta = self.metadata([lfn]).get(lfn)
+    def get_file(self, lfn: str, destination: Path,
+                 known: RemoteFile | None = None) -> str | None:
+        meta = known if known is not None and known.lfn == lfn and known.replicas else \
+            self.metadata([lfn]).get(lfn)
         if meta is None or not meta.replicas:
             raise DataError(f"no such file in the catalog: {lfn}")
         errors = []
         destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
         for se in meta.replicas:
-            try:
-                checksum = copy_atomic(self.replica_path(lfn, se), destination, durable=False)
+            try:  # written in place: collect.fetch_one passes a .part name and renames it
+                checksum = copy_into(self.replica_path(lfn, se), destination)
             except OSError as exc:
                 errors.append(f"{se}: {exc.strerror}")
                 continue

@@ -22,7 +22,7 @@ from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.split import check_fractions, read_list, write_split
 from ..workflow.tree import create_analysis
 from . import render
-from .common import confirm, console, make_backend, progress_bar
+from .common import confirm, console, make_backend, no_progress, progress_bar
 
 
 @dataclass
@@ -326,8 +326,7 @@ def download_stage(s: Session, stage: object, particles: list, workers: int,  # 
                    dry_run: bool = False) -> int:
     missing = 0
     for particle in particles:
-        remote = [f for f in s.backend.list_directory(
-            s.analysis.tree.lfn_data_dir(stage, particle)) if f.lfn.endswith(".h5")]  # type: ignore[arg-type]
+        remote = collect.stage_outputs(s.backend, s.analysis.tree, stage, particle)  # type: ignore[arg-type]
         outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
         if dry_run:
             for f in remote:
@@ -366,6 +365,76 @@ def data_download(args: argparse.Namespace) -> int:
                             "run the same command again to retry")
         if not args.no_merge and not args.dry_run:
             merge_stage(s, args.stage, particles, args.overwrite)
+    return 0
+
+
+def verify_mode(args: argparse.Namespace) -> None:
+    """Refuse an incomplete or mixed choice of what to verify, before anything is opened."""
+    folder_mode = args.local_dir is not None or args.lfn_path is not None
+    if args.stage is not None and folder_mode:
+        raise InputError("--stage and --local-dir/--lfn-path: give one or the other",
+                         "--stage checks an analysis' downloads, --local-dir any folder")
+    if args.stage is not None and args.metadata is None:
+        raise InputError("--stage needs --metadata (the analysis whose downloads to check)")
+    if args.stage is None and not folder_mode:
+        raise InputError("nothing to verify",
+                         "give --metadata and --stage, or --local-dir and --lfn-path")
+    if args.particle and args.stage is None:
+        raise InputError("--particle needs --stage")
+    if folder_mode:
+        if args.local_dir is None or args.lfn_path is None:
+            missing = "--lfn-path" if args.lfn_path is None else "--local-dir"
+            raise InputError(f"{missing} is missing",
+                             "--local-dir and --lfn-path go together")
+        if not args.local_dir.is_dir():
+            raise InputError(f"--local-dir {args.local_dir}: folder not found")
+        validate_lfn(args.lfn_path, "--lfn-path")
+
+
+def data_verify(args: argparse.Namespace) -> int:
+    from ..workflow.verify import VerifyReport, verify
+
+    verify_mode(args)
+    reports: list[VerifyReport] = []
+
+    def check(remote: list[RemoteFile], folder: Path, source: str, label: str,
+              ignore: tuple[str, ...] = ()) -> None:
+        title = f"verifying {label}"
+        with (no_progress() if args.json else progress_bar(title, len(remote))) as advance:
+            reports.append(verify(remote, folder, source, label, args.workers, ignore,
+                                  progress=lambda f: advance(1)))
+
+    if args.stage is not None:
+        particles = stage_particles(args.stage, args.particle)
+        with session(args) as s:
+            mode = s.analysis.grid.General.mode
+            for particle in particles:
+                check(collect.stage_outputs(s.backend, s.analysis.tree, args.stage, particle),
+                      s.analysis.tree.data_dir(args.stage, particle),
+                      s.analysis.tree.lfn_data_dir(args.stage, particle), particle.value,
+                      (merged_file_name(args.stage, particle, mode),))
+    else:
+        grid = Analysis.open(args.metadata).grid if args.metadata else None
+        backend = make_backend(args, grid)
+        remote = remote_files(backend, args.lfn_path)
+        if not remote:
+            raise DataError(f"{args.lfn_path}: no such file or folder in the catalog")
+        check(remote, args.local_dir, args.lfn_path, args.local_dir.name)
+    if not any(r.catalogued for r in reports):
+        where = ", ".join(r.source for r in reports)
+        raise DataError(f"nothing to verify: no {args.stage.value} outputs in the catalog "
+                        f"under {where}", "were the jobs run (protopipe-grid jobs status)?")
+    if args.json:
+        print(render.verify_json(reports))
+    else:
+        render.verify_tables(reports)
+    bad = sum(len(r.bad) for r in reports)
+    if bad:
+        total = sum(r.catalogued for r in reports)
+        again = ("protopipe-grid data download with the same options" if args.stage
+                 else "protopipe-grid files get")
+        raise DataError(f"{bad} of {total} catalogued file(s) missing or wrong",
+                        f"{again} fetches them again")
     return 0
 
 

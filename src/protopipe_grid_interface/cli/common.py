@@ -121,6 +121,12 @@ def confirm(question: str, assume_yes: bool) -> bool:
 
 
 @contextmanager
+def no_progress() -> Iterator[Callable[[int], None]]:
+    """What ``progress_bar`` yields where nothing should be drawn (``--json`` output)."""
+    yield lambda n: None
+
+
+@contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
     if not console.is_terminal or total == 0:

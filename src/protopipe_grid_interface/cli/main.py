@@ -165,6 +165,19 @@ def build_parser() -> ArgumentParser:
             add_backend_options(p)
         p.set_defaults(func=func)
 
+    p = data.add_parser("verify", help="check downloaded files against the catalog: missing, "
+                        "wrong size, wrong adler32, not in the catalog")
+    p.add_argument("--metadata", "-m", type=Path,
+                   help="the analysis' analysis_metadata.yaml (or its folder)")
+    stage_options(p, required=False)
+    p.add_argument("--local-dir", type=Path, help="a download folder (instead of --stage)")
+    p.add_argument("--lfn-path", help="with --local-dir: the catalog folder (and its "
+                   "subfolders, as files get) or file it was downloaded from")
+    p.add_argument("--workers", type=positive_int, default=4, help="files checked in parallel")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_backend_options(p)
+    p.set_defaults(func=commands.data_verify)
+
     # models -------------------------------------------------------------------------------
     models = nouns.add_parser("models", help="build and upload models").add_subparsers(
         dest="verb", required=True, metavar="VERB", parser_class=ArgumentParser)

@@ -10,8 +10,13 @@ from rich.table import Table
 
 from ..models import JobSpec
 from ..store import JobRecord
+from ..workflow.verify import FileCheck, Verdict, VerifyReport
 from .common import console
 
+#: rows of the table of bad files shown on a terminal (--json has them all)
+MAX_BAD_ROWS = 50
+VERDICT_STYLE = {Verdict.OK: "green", Verdict.MISSING: "red", Verdict.WRONG_SIZE: "red",
+                 Verdict.WRONG_CHECKSUM: "red", Verdict.EXTRA: "yellow"}
 STATUS_STYLE = {"Done": "green", "Failed": "red", "Killed": "red", "Running": "cyan",
                 "Waiting": "yellow", "Planned": "dim"}
 
@@ -67,3 +72,61 @@ def records_json(records: Sequence[JobRecord]) -> str:
         "site": r.site, "attempts": r.attempts, "output_lfn": r.spec.output_lfn,
         "output_size": r.output_size, "output_checksum": r.output_checksum,
     } for r in records], indent=2)
+
+
+def verify_tables(reports: Sequence[VerifyReport]) -> None:
+    """Verdicts per checked folder, then every bad or extra file (the first MAX_BAD_ROWS)."""
+    table = Table(title="downloaded files against the catalog")
+    table.add_column("set")
+    table.add_column("folder", overflow="fold")
+    table.add_column("in catalog", justify="right")
+    for verdict in Verdict:
+        table.add_column(verdict.value, justify="right", style=VERDICT_STYLE[verdict])
+    for report in reports:
+        counts = report.counts
+        table.add_row(report.label, str(report.folder), str(report.catalogued),
+                      *[str(counts[v]) if counts[v] else "" for v in Verdict])
+    console.print(table)
+    problems = [(report.label, check) for report in reports
+                for check in report.bad + report.extra]
+    if not problems:
+        return
+    table = Table(title="files that are not ok")
+    for column in ("set", "file", "state", "expected", "found"):
+        table.add_column(column, overflow="fold")
+    for label, check in problems[:MAX_BAD_ROWS]:
+        table.add_row(label, check.path.name, check.verdict.value, expected_text(check),
+                      found_text(check), style=VERDICT_STYLE[check.verdict])
+    console.print(table)
+    if len(problems) > MAX_BAD_ROWS:
+        console.print(f"... and {len(problems) - MAX_BAD_ROWS} more (--json lists them all)",
+                      markup=False)
+
+
+def expected_text(check: FileCheck) -> str:
+    if check.lfn is None:
+        return ""
+    return f"{check.expected_size} B, adler32 {check.expected_checksum}"
+
+
+def found_text(check: FileCheck) -> str:
+    if check.verdict == Verdict.MISSING:
+        return "no file"
+    found = f"{check.size} B"
+    return f"{found}, adler32 {check.checksum}" if check.checksum else found
+
+
+def verify_json(reports: Sequence[VerifyReport]) -> str:
+    return json.dumps({
+        "complete": all(r.complete for r in reports),
+        "sets": [{
+            "label": r.label, "folder": str(r.folder), "source": r.source,
+            "catalogued": r.catalogued, "complete": r.complete,
+            "counts": {verdict.value: n for verdict, n in r.counts.items()},
+            "files": [{
+                "path": str(c.path), "state": c.verdict.value, "lfn": c.lfn,
+                "expected_size": c.expected_size, "size": c.size,
+                "expected_adler32": c.expected_checksum, "adler32": c.checksum,
+            } for c in r.checks],
+        } for r in reports],
+    }, indent=2)

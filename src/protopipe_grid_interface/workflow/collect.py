@@ -4,21 +4,36 @@ Each file is fetched to ``name.part``, its size and adler32 checked against the 
 renamed: a file under its final name is always complete. A file already present with the right
 checksum is skipped; a wrong one is fetched again; failures are retried with backoff, then
 reported. Every outcome is kept in the state database's download manifest.
+
+Files are fetched in parallel: in threads, or in worker processes for a backend whose client
+is not thread safe (``Backend.thread_safe``: DIRAC's is not); each worker process gets its own
+copy of the backend, which connects lazily there.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import stat
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
 from ..exceptions import DataError, PipelineError
-from ..models import RemoteFile
+from ..models import Particle, RemoteFile, Stage
+from ..paths import AnalysisTree
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -42,14 +57,23 @@ class DownloadReport:
 
 
 def is_intact(path: Path, remote: RemoteFile) -> bool:
-    """True when ``path`` exists with the catalog's size and checksum."""
-    return (path.is_file() and path.stat().st_size == remote.size
+    """True when ``path`` is a file with the catalog's size and checksum."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISREG(info.st_mode) and info.st_size == remote.size
             and same_checksum(adler32(path), remote.checksum))
 
 
 def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
               backoff: float) -> bool:
-    """Fetch one file unless already intact; True if it was fetched."""
+    """Fetch one file unless already intact; True if it was fetched.
+
+    The backend writes ``target.part``; its size on disk and the adler32 of the bytes written
+    (computed by the backend while writing, or else read back here) must match the catalog
+    before it is renamed to ``target``.
+    """
     if is_intact(target, remote):
         return False
     partial = target.with_name(target.name + ".part")
@@ -58,12 +82,13 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            checksum = backend.get_file(remote.lfn, partial)
+            checksum = backend.get_file(remote.lfn, partial, remote)
         except PipelineError as exc:
             problem = str(exc)
             continue
-        if partial.stat().st_size != remote.size:
-            problem = f"size {partial.stat().st_size}, catalog says {remote.size}"
+        size = partial.stat().st_size
+        if size != remote.size:
+            problem = f"size {size}, catalog says {remote.size}"
         elif not same_checksum(checksum or adler32(partial), remote.checksum):
             problem = f"adler32 mismatch (catalog says {remote.checksum})"
         else:
@@ -72,6 +97,42 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
         log.warning("%s: %s (attempt %d)", remote.lfn, problem, attempt + 1)
     partial.unlink(missing_ok=True)
     raise DataError(f"{remote.lfn}: {problem}")
+
+
+#: how one file's download ended, and the problem if it failed
+Outcome = tuple[Literal["fetched", "present", "failed"], str]
+
+
+def fetch_outcome(backend: Backend, remote: RemoteFile, target: Path, retries: int,
+                  backoff: float) -> Outcome:
+    """``fetch_one``, with a failure returned instead of raised (it crosses process bounds)."""
+    try:
+        return ("fetched" if fetch_one(backend, remote, target, retries, backoff)
+                else "present"), ""
+    except PipelineError as exc:
+        return "failed", str(exc)
+
+
+#: the backend of a download worker process, built there by ``start_worker``
+_worker_backend: Backend | None = None
+
+
+def start_worker(backend: Backend, log_level: int) -> None:
+    """Initialiser of a download worker process: keep its own copy of the backend.
+
+    The copy is unpickled from the parent's without its connections (a backend connects
+    lazily: ``DiracBackend`` initialises DIRAC in ``ready()``), so each process has its own
+    client. Warnings (retries) are logged at the parent's level.
+    """
+    global _worker_backend
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    _worker_backend = backend
+
+
+def fetch_in_worker(remote: RemoteFile, target: Path, retries: int, backoff: float) -> Outcome:
+    if _worker_backend is None:  # pragma: no cover - start_worker always runs first
+        raise RuntimeError("download worker without a backend")
+    return fetch_outcome(_worker_backend, remote, target, retries, backoff)
 
 
 def download(
@@ -83,8 +144,14 @@ def download(
     retries: int = 2,
     backoff: float = 0.5,
     progress: Progress | None = None,
+    processes: bool | None = None,
 ) -> DownloadReport:
-    """Download ``files`` into ``outdir``; see the module docstring."""
+    """Download ``files`` into ``outdir``; see the module docstring.
+
+    Files are fetched ``workers`` at a time: in threads when the backend is thread safe
+    (``backend.thread_safe``), else in as many worker processes, each with its own copy of the
+    backend (``processes`` forces one or the other).
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     for stale in outdir.glob("*.part"):
         stale.unlink()
@@ -96,27 +163,53 @@ def download(
             store.record_downloads(manifest)
         manifest.clear()
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(fetch_one, backend, remote, outdir / Path(remote.lfn).name,
-                               retries, backoff): remote for remote in files}
+    count = max(1, min(workers, len(files)))
+    use_processes = not backend.thread_safe if processes is None else processes
+    pool: Executor
+    if use_processes:  # spawned, not forked: a fresh interpreter, no inherited client state
+        pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=start_worker,
+                                   initargs=(backend, logging.getLogger().getEffectiveLevel()))
+    else:
+        pool = ThreadPoolExecutor(count)
+    try:
+        futures: dict[Future[Outcome], RemoteFile] = {}
+        for remote in files:
+            target = outdir / Path(remote.lfn).name
+            if use_processes:
+                future = pool.submit(fetch_in_worker, remote, target, retries, backoff)
+            else:
+                future = pool.submit(fetch_outcome, backend, remote, target, retries, backoff)
+            futures[future] = remote
         for future in as_completed(futures):
             remote = futures[future]
             target = outdir / Path(remote.lfn).name
             try:
-                fetched = future.result()
-            except PipelineError as exc:
-                report.failed[remote.lfn] = str(exc)
-                state = "failed"
+                state, problem = future.result()
+            except BrokenExecutor as exc:
+                state, problem = "failed", f"download worker died: {exc}"
+            if state == "failed":
+                report.failed[remote.lfn] = problem
             else:
-                (report.fetched if fetched else report.present).append(target)
-                state = "fetched" if fetched else "present"
+                (report.fetched if state == "fetched" else report.present).append(target)
             manifest.append((remote.lfn, target, remote.size, remote.checksum, state))
             if len(manifest) >= MANIFEST_BATCH:
                 flush()
             if progress:
                 progress(remote)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # files in flight end as .part or whole
+        raise
+    pool.shutdown()
     flush()
     return report
+
+
+def stage_outputs(backend: Backend, tree: AnalysisTree, stage: Stage,
+                  particle: Particle) -> list[RemoteFile]:
+    """The catalogued outputs of one stage and particle: what ``data download`` fetches."""
+    return [f for f in backend.list_directory(tree.lfn_data_dir(stage, particle))
+            if f.lfn.endswith(".h5")]
 
 
 def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> tuple[int, int]:
