@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import posixpath
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from ..exceptions import DataError, InputError
 from ..models import RESUBMITTABLE_STATES, JobStatus, RemoteFile
 from ..paths import merged_file_name, output_prefix, validate_lfn
 from ..software import default_payload_env, example_configs
-from ..store import Store
+from ..store import JobRecord, Store
 from ..workflow import collect, submit, track, upload
 from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.split import check_fractions, read_list, write_split
@@ -262,38 +262,33 @@ def jobs_resubmit(args: argparse.Namespace) -> int:
 
 
 def jobs_kill(args: argparse.Namespace) -> int:
-    with session(args) as s:
-        track.refresh(s.store, s.backend, args.stage)
-        active = [r for r in selected(s, args) if r.status.is_active]
-        for r in active:
-            console.print(f"{r.name} ({r.backend_id}, {r.status.value})", markup=False)
-        if not active:
-            console.print("no active job in this selection", markup=False)
-            return 0
-        if args.dry_run or not confirm(f"kill these {len(active)} job(s)?", args.yes):
-            return 0 if args.dry_run else 1
-        s.backend.kill([r.backend_id for r in active if r.backend_id is not None])
-        track.refresh(s.store, s.backend, args.stage)
-        console.print(f"{len(active)} job(s) killed", markup=False)
-    return 0
+    return act_on_selection(args, lambda b, ids: b.kill(ids), "kill", "killed",
+                            lambda r: r.status.is_active)
 
 
 def jobs_delete(args: argparse.Namespace) -> int:
+    unsent = (JobStatus.PLANNED, JobStatus.SUBMITTING, JobStatus.DELETED)
+    return act_on_selection(args, lambda b, ids: b.delete(ids), "delete", "deleted",
+                            lambda r: r.status not in unsent)
+
+
+def act_on_selection(args: argparse.Namespace, action: Callable[[Backend, list[int]], None],
+                     verb: str, done: str, wanted: Callable[[JobRecord], bool]) -> int:
+    """List the submitted jobs of the selection that ``wanted`` keeps, ask, apply ``action``
+    to them on the backend, then record the state of each (final ones too)."""
     with session(args) as s:
         track.refresh(s.store, s.backend, args.stage)
-        chosen = [r for r in selected(s, args) if r.backend_id is not None
-                  and r.status not in (JobStatus.PLANNED, JobStatus.SUBMITTING,
-                                       JobStatus.DELETED)]
+        chosen = [r for r in selected(s, args) if r.backend_id is not None and wanted(r)]
         for r in chosen:
             console.print(f"{r.name} ({r.backend_id}, {r.status.value})", markup=False)
         if not chosen:
-            console.print("no job to delete in this selection", markup=False)
+            console.print(f"no job to {verb} in this selection", markup=False)
             return 0
-        if args.dry_run or not confirm(f"delete these {len(chosen)} job(s)?", args.yes):
+        if args.dry_run or not confirm(f"{verb} these {len(chosen)} job(s)?", args.yes):
             return 0 if args.dry_run else 1
-        s.backend.delete([r.backend_id for r in chosen if r.backend_id is not None])
+        action(s.backend, [r.backend_id for r in chosen if r.backend_id is not None])
         track.update(s.store, s.backend, chosen)
-        console.print(f"{len(chosen)} job(s) deleted", markup=False)
+        console.print(f"{len(chosen)} job(s) {done}", markup=False)
     return 0
 
 

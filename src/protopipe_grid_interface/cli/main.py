@@ -120,21 +120,15 @@ def build_parser() -> ArgumentParser:
     add_backend_options(p)
     p.set_defaults(func=commands.jobs_resubmit)
 
-    p = jobs.add_parser("kill", help="kill the active jobs of a selection")
-    analysis_option(p)
-    stage_options(p, required=False)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--dry-run", action="store_true", help="list them, kill nothing")
-    add_backend_options(p)
-    p.set_defaults(func=commands.jobs_kill)
-
-    p = jobs.add_parser("delete", help="delete the jobs of a selection (active ones killed)")
-    analysis_option(p)
-    stage_options(p, required=False)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
-    add_backend_options(p)
-    p.set_defaults(func=commands.jobs_delete)
+    for verb, what, func in (("kill", "the active jobs", commands.jobs_kill),
+                             ("delete", "the jobs (active ones killed)", commands.jobs_delete)):
+        p = jobs.add_parser(verb, help=f"{verb} {what} of a selection")
+        analysis_option(p)
+        stage_options(p, required=False)
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--dry-run", action="store_true", help=f"list them, {verb} nothing")
+        add_backend_options(p)
+        p.set_defaults(func=func)
 
     p = jobs.add_parser("log", help="a job's output (by name or backend id)")
     analysis_option(p)
