@@ -311,3 +311,24 @@ def test_a_dead_worker_process_fails_files_not_the_download(tmp_path: Path) -> N
     again = collect.download(healthy, remote, outdir, workers=2, processes=True)
     assert not again.failed and len(again.fetched) + len(again.present) == 6
     assert sorted(p.name for p in outdir.iterdir()) == [f"f{i:02d}.h5" for i in range(6)]
+
+
+def test_one_downloader_serves_several_folders_with_the_same_workers(
+        backend: LocalBackend, tmp_path: Path) -> None:
+    """A stage is downloaded particle by particle; worker processes start once for all."""
+    source = tmp_path / "source"
+    source.mkdir()
+    remote = []
+    for i in range(6):
+        (source / f"f{i}.h5").write_bytes(bytes([i]) * 1000)
+        remote.append(backend.put_file(source / f"f{i}.h5", f"/vo/user/x/multi/f{i}.h5",
+                                       "LOCAL-SE"))
+    with collect.Downloader(backend, workers=2, processes=True) as downloader:
+        first = downloader.download(remote[:3], tmp_path / "gamma")
+        pool = downloader.pool()
+        second = downloader.download(remote[3:], tmp_path / "proton")
+        assert downloader.pool() is pool
+        workers = set(pool._processes)  # type: ignore[attr-defined]
+    assert (len(first.fetched), len(second.fetched), first.failed, second.failed) == (3, 3, {}, {})
+    assert len(workers) <= 2
+    assert sorted(p.name for p in (tmp_path / "proton").iterdir()) == ["f3.h5", "f4.h5", "f5.h5"]

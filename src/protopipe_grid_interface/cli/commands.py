@@ -320,22 +320,24 @@ def jobs_input_lfns(args: argparse.Namespace) -> int:
 def download_stage(s: Session, stage: object, particles: list, workers: int,  # type: ignore[type-arg]
                    dry_run: bool = False) -> int:
     missing = 0
-    for particle in particles:
-        remote = collect.stage_outputs(s.backend, s.analysis.tree, stage, particle)  # type: ignore[arg-type]
-        outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
-        if dry_run:
-            for f in remote:
-                console.print(f"{f.lfn} -> {outdir / Path(f.lfn).name} ({f.size} B)",
-                              markup=False)
-            continue
-        with progress_bar(f"downloading {particle.value}", len(remote)) as advance:
-            report = collect.download(s.backend, remote, outdir, s.store, workers,
-                                      progress=lambda f: advance(1))
-        console.print(f"{particle.value}: {len(report.fetched)} fetched, {len(report.present)} "
-                      f"already present, {len(report.failed)} failed -> {outdir}", markup=False)
-        for lfn, problem in report.failed.items():
-            console.print(f"  FAILED {lfn}: {problem}", markup=False, soft_wrap=True)
-        missing += len(report.failed)
+    with collect.Downloader(s.backend, workers) as downloader:
+        for particle in particles:
+            remote = collect.stage_outputs(s.backend, s.analysis.tree, stage, particle)  # type: ignore[arg-type]
+            outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
+            if dry_run:
+                for f in remote:
+                    console.print(f"{f.lfn} -> {outdir / Path(f.lfn).name} ({f.size} B)",
+                                  markup=False)
+                continue
+            with progress_bar(f"downloading {particle.value}", len(remote)) as advance:
+                report = downloader.download(remote, outdir, s.store,
+                                             progress=lambda f: advance(1))
+            console.print(f"{particle.value}: {len(report.fetched)} fetched, "
+                          f"{len(report.present)} already present, {len(report.failed)} "
+                          f"failed -> {outdir}", markup=False)
+            for lfn, problem in report.failed.items():
+                console.print(f"  FAILED {lfn}: {problem}", markup=False, soft_wrap=True)
+            missing += len(report.failed)
     return missing
 
 

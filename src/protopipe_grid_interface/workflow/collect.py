@@ -135,51 +135,72 @@ def fetch_in_worker(remote: RemoteFile, target: Path, retries: int, backoff: flo
     return fetch_outcome(_worker_backend, remote, target, retries, backoff)
 
 
-def download(
-    backend: Backend,
-    files: Sequence[RemoteFile],
-    outdir: Path,
-    store: Store | None = None,
-    workers: int = 4,
-    retries: int = 2,
-    backoff: float = 0.5,
-    progress: Progress | None = None,
-    processes: bool | None = None,
-) -> DownloadReport:
-    """Download ``files`` into ``outdir``; see the module docstring.
+class Downloader:
+    """Workers that fetch files, kept for several :meth:`download` calls (a command downloads
+    a stage particle by particle, and a DIRAC worker process starts its own client once).
 
-    Files are fetched ``workers`` at a time: in threads when the backend is thread safe
-    (``backend.thread_safe``), else in as many worker processes, each with its own copy of the
-    backend (``processes`` forces one or the other).
+    ``workers`` at a time: threads when the backend is thread safe (``backend.thread_safe``),
+    else as many spawned worker processes, each with its own copy of the backend
+    (``processes`` forces one or the other). Use it as a context manager.
     """
-    outdir.mkdir(parents=True, exist_ok=True)
-    for stale in outdir.glob("*.part"):
-        stale.unlink()
-    report = DownloadReport()
-    manifest: list[tuple[str, Path, int, str, str]] = []
 
-    def flush() -> None:
-        if store is not None and manifest:
-            store.record_downloads(manifest)
-        manifest.clear()
+    def __init__(self, backend: Backend, workers: int = 4, processes: bool | None = None
+                 ) -> None:
+        self.backend = backend
+        self.workers = max(1, workers)
+        self.processes = not backend.thread_safe if processes is None else processes
+        self._pool: Executor | None = None
 
-    count = max(1, min(workers, len(files)))
-    use_processes = not backend.thread_safe if processes is None else processes
-    pool: Executor
-    if use_processes:  # spawned, not forked: a fresh interpreter, no inherited client state
-        pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=start_worker,
-                                   initargs=(backend, logging.getLogger().getEffectiveLevel()))
-    else:
-        pool = ThreadPoolExecutor(count)
-    try:
+    def __enter__(self) -> Downloader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:  # files in flight end as .part or whole
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def pool(self) -> Executor:
+        """The workers (both kinds of pool start a worker only when work waits for one)."""
+        if self._pool is None:
+            if self.processes:  # spawned, not forked: a fresh interpreter, no client state
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=start_worker,
+                    initargs=(self.backend, logging.getLogger().getEffectiveLevel()))
+            else:
+                self._pool = ThreadPoolExecutor(self.workers)
+        return self._pool
+
+    def download(
+        self,
+        files: Sequence[RemoteFile],
+        outdir: Path,
+        store: Store | None = None,
+        retries: int = 2,
+        backoff: float = 0.5,
+        progress: Progress | None = None,
+    ) -> DownloadReport:
+        """Download ``files`` into ``outdir``; see the module docstring."""
+        outdir.mkdir(parents=True, exist_ok=True)
+        for stale in outdir.glob("*.part"):
+            stale.unlink()
+        report = DownloadReport()
+        manifest: list[tuple[str, Path, int, str, str]] = []
+
+        def flush() -> None:
+            if store is not None and manifest:
+                store.record_downloads(manifest)
+            manifest.clear()
+
+        pool = self.pool()
         futures: dict[Future[Outcome], RemoteFile] = {}
         for remote in files:
             target = outdir / Path(remote.lfn).name
-            if use_processes:
+            if self.processes:
                 future = pool.submit(fetch_in_worker, remote, target, retries, backoff)
             else:
-                future = pool.submit(fetch_outcome, backend, remote, target, retries, backoff)
+                future = pool.submit(fetch_outcome, self.backend, remote, target, retries,
+                                     backoff)
             futures[future] = remote
         for future in as_completed(futures):
             remote = futures[future]
@@ -197,12 +218,24 @@ def download(
                 flush()
             if progress:
                 progress(remote)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # files in flight end as .part or whole
-        raise
-    pool.shutdown()
-    flush()
-    return report
+        flush()
+        return report
+
+
+def download(
+    backend: Backend,
+    files: Sequence[RemoteFile],
+    outdir: Path,
+    store: Store | None = None,
+    workers: int = 4,
+    retries: int = 2,
+    backoff: float = 0.5,
+    progress: Progress | None = None,
+    processes: bool | None = None,
+) -> DownloadReport:
+    """Download ``files`` into ``outdir`` with workers of their own (see :class:`Downloader`)."""
+    with Downloader(backend, workers, processes) as downloader:
+        return downloader.download(files, outdir, store, retries, backoff, progress)
 
 
 def stage_outputs(backend: Backend, tree: AnalysisTree, stage: Stage,

@@ -127,17 +127,18 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
             raise InputError(f"{len(failed)} {stage.value} job(s) did not finish: "
                              f"{failed[0].name} {failed[0].status.value} "
                              f"({failed[0].application_status}) {tail}")
-        for particle in STAGE_PARTICLES[stage]:
-            remote = backend.list_directory(analysis.tree.lfn_data_dir(stage, particle))
-            outdir = analysis.tree.data_dir(stage, particle)
-            got = collect.download(backend, remote, outdir, store)
-            if got.failed:
-                raise InputError(f"download failed: {next(iter(got.failed.values()))}")
-            target = outdir / merged_file_name(stage, particle, analysis.grid.General.mode)
-            inputs = sorted(p for p in got.files if p.name != target.name)
-            merged, showers = collect.merge(inputs, target, overwrite=True)
-            say(f"  {particle.value}: {len(got.fetched)} downloaded (adler32 verified), "
-                f"{merged} merged -> {target.name} ({showers} showers)")
+        with collect.Downloader(backend) as downloader:
+            for particle in STAGE_PARTICLES[stage]:
+                remote = backend.list_directory(analysis.tree.lfn_data_dir(stage, particle))
+                outdir = analysis.tree.data_dir(stage, particle)
+                got = downloader.download(remote, outdir, store)
+                if got.failed:
+                    raise InputError(f"download failed: {next(iter(got.failed.values()))}")
+                target = outdir / merged_file_name(stage, particle, analysis.grid.General.mode)
+                inputs = sorted(p for p in got.files if p.name != target.name)
+                merged, showers = collect.merge(inputs, target, overwrite=True)
+                say(f"  {particle.value}: {len(got.fetched)} downloaded (adler32 verified), "
+                    f"{merged} merged -> {target.name} ({showers} showers)")
     finally:
         store.close()
 
