@@ -1,11 +1,13 @@
 """The DIRAC backend: the only module that imports DIRAC, lazily, after ``DIRAC.initialize()``.
 
-Jobs go to DIRAC in bulk: specs that share their sandbox, models, group and site bans become
-one parametric job per chunk of at most ``MaxParametricJobs`` (asked of the server), each job
-with its own name, input data and output LFN. Each job runs ``pgi_job.sh``, which activates the
-payload environment (CVMFS conda on the grid, a Python environment at a fixed path elsewhere)
-and runs the job's steps from the chunk's ``jobs.json`` with ``run_job.py``: argument lists,
-never a shell string. Outputs are uploaded and registered by DIRAC's job wrapper.
+Jobs go to DIRAC in bulk: specs that share their sandbox, models, group and site bans form a
+group, whose input sandbox (every job's steps in ``jobs.json``, the payload scripts, the job
+description) is uploaded once; then one parametric job per chunk of at most
+``MaxParametricJobs`` (asked of the server) refers to it, each job with its own name, input data
+and output LFN. Each job runs ``pgi_job.sh``, which activates the payload environment (CVMFS
+conda on the grid, a Python environment at a fixed path elsewhere) and runs the job's steps from
+``jobs.json`` with ``run_job.py``: argument lists, never a shell string. Outputs are uploaded
+and registered by DIRAC's job wrapper.
 
 Every DIRAC result (``{'OK': ..., 'Value' | 'Message'}``, ``Successful`` / ``Failed`` maps) is
 checked; failures become :class:`BackendError` with DIRAC's message; transient ones are retried
