@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
+from contract import unavailable
 
 pytestmark = pytest.mark.dirac
 
@@ -242,10 +243,7 @@ def require_payload_env() -> Path:
     """The protopipe payload environment; fails under CI, skips elsewhere, when absent."""
     if (PAYLOAD_ENV / "bin" / "protopipe-TRAINING").exists():
         return PAYLOAD_ENV
-    reason = f"no protopipe payload environment at {PAYLOAD_ENV} (scripts/install-payload.sh)"
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"no protopipe payload environment at {PAYLOAD_ENV} (scripts/install-payload.sh)")
 
 
 # --- fixtures ---------------------------------------------------------------------------------
