@@ -100,21 +100,20 @@ def copy_into(source: Path, destination: Path) -> str:
     return format_adler32(value)
 
 
-def copy_atomic(source: Path, destination: Path, durable: bool = True) -> str:
+def copy_atomic(source: Path, destination: Path) -> str:
     """Copy ``source`` to ``destination`` through ``destination.part``; return the adler32.
 
-    The final name appears only once every byte is written, so a killed copy never leaves a
-    file that looks complete; ``durable`` also waits until the bytes are on disk (for stored
-    replicas, whose checksum the catalog then vouches for).
+    The final name appears only once every byte is written and on disk, so a killed copy never
+    leaves a file that looks complete (for stored replicas, whose checksum the catalog then
+    vouches for; downloads use ``copy_into`` and are checked again on the next run instead).
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     checksum = copy_into(source, partial)
-    if durable:
-        descriptor = os.open(partial, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    descriptor = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
     os.replace(partial, destination)
     return checksum
