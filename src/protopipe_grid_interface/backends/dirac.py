@@ -366,8 +366,17 @@ class DiracBackend(Backend):
         return sorted(int(i) for i in value or [])
 
     def kill(self, ids: Sequence[int]) -> None:
-        active = [i for i, s in self.status(ids).items() if not s.status.is_final]
-        if active:
+        """DIRAC's ``killJob`` for the active jobs, read back: it answers OK also when it left
+        a job as it was (seen once on the box, for a job killed right after its submission,
+        which went on to Waiting), so jobs still active are killed again, a bounded number of
+        times."""
+        for attempt in range(self.retries + 1):
+            active = [i for i, s in self.status(ids).items() if not s.status.is_final]
+            if not active:
+                return
+            if attempt:
+                log.warning("%d job(s) still active after killJob (retrying)", len(active))
+                time.sleep(self.backoff * 2 ** (attempt - 1))
             self.call("killJob", self.api.killJob, active)
 
     def delete(self, ids: Sequence[int]) -> None:
