@@ -19,9 +19,10 @@ then the state of the bulk jobs, read as the original did (one ``getJobAttribute
 with ``DiracBackend.status`` (one ``getJobStatus`` per 1000 jobs).
 
 Server round trips are counted as calls of the DIRAC API (``submitJob``,
-``uploadFilesAsSandbox``, ``getJobAttributes``, ``getJobStatus``). The original's ``submitJob``
-uploads the job's sandbox too (two requests); ours uploads it once per submission, and each
-parametric ``submitJob`` is the submission and its confirmation (two requests). Every job asks
+``confirmBulkSubmission``, ``uploadFilesAsSandbox``, ``getJobAttributes``, ``getJobStatus``).
+The original's ``submitJob`` uploads the job's sandbox too (two requests); ours uploads it once
+per submission, and each parametric chunk is DIRAC's transaction: ``submitJob``, then
+``confirmBulkSubmission`` (two requests, both counted). Every job asks
 for a tag no worker offers, so none of them is ever run, and all are killed right after their
 submission and deleted at the end, whatever happens.
 """

@@ -34,6 +34,8 @@ from protopipe_grid_interface.backends.base import Backend
 from protopipe_grid_interface.checksums import adler32
 from protopipe_grid_interface.exceptions import BackendError, PipelineError
 from protopipe_grid_interface.models import JobSpec, JobState, JobStatus, Particle, Stage
+from protopipe_grid_interface.store import Store
+from protopipe_grid_interface.workflow.submit import submit
 
 POLL_SECONDS = 0.1
 #: statuses in which a job's steps may be executing
@@ -80,6 +82,21 @@ def wait_status(backend: Backend, job_id: int, wanted: frozenset[JobStatus] | se
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} not in {set(wanted)} after {timeout} s: {state}")
         time.sleep(POLL_SECONDS)
+
+
+def interrupt_once(monkeypatch: pytest.MonkeyPatch, owner: object, method: str) -> None:
+    """Make ``owner.method`` raise KeyboardInterrupt, doing nothing, on its next call (as a
+    kill there would); later calls reach the real method."""
+    real = getattr(owner, method)
+    calls: list[int] = []
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, wrapper)
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -418,6 +435,42 @@ class BackendContract:
         time.sleep(2.5)  # the steps would have finished by now: nothing may flip them back
         states = backend.status([early, late])
         assert [states[early].status, states[late].status] == [JobStatus.FAILED] * 2
+
+    @pytest.mark.parametrize("where", ["before the backend call", "inside the submission",
+                                       "before the ids are recorded"])
+    def test_a_submission_interrupted_anywhere_then_recovered_runs_each_job_once(
+            self, backend: Backend, make_spec: Callable[..., JobSpec], tmp_path: Path,
+            where: str) -> None:
+        """A submission interrupted as a kill would: before the backend call, inside the
+        backend's submission (DIRAC's bulk transaction: jobs created, not confirmed), or
+        before the state database has the ids. The next submission recovers: each job exists
+        once in the backend's own listing by name, and runs to Done."""
+        specs = [make_spec("open('out.txt', 'w').write('x')") for _ in range(2)]
+        names = [s.name for s in specs]
+        owner, method = {"before the backend call": (backend, "submit"),
+                         "inside the submission": (backend, "confirm"),
+                         "before the ids are recorded": (Store, "mark_submitted")}[where]
+        store = Store(tmp_path / "state.sqlite")
+        with pytest.MonkeyPatch.context() as patch:
+            interrupt_once(patch, owner, method)
+            with pytest.raises(KeyboardInterrupt):
+                submit(store, backend, specs)
+
+        report = submit(store, backend, specs)
+
+        records = store.jobs(names=names)
+        ids = [r.backend_id for r in records if r.backend_id is not None]
+        states = wait_final(backend, ids)
+        assert backend.find_jobs(names) == {r.name: [r.backend_id] for r in records}
+        assert {s.status for s in states.values()} == {JobStatus.DONE}
+        assert [r.attempts for r in records] == [1, 1]
+        assert (len(report.submitted), report.recovered, report.confirmed) == {
+            "before the backend call": (2, 0, 0), "inside the submission": (0, 2, 2),
+            "before the ids are recorded": (0, 2, 0)}[where]
+        # confirming again, or confirming final and unknown jobs, changes nothing
+        backend.confirm([*ids, max(ids) + 10_000_000])
+        assert backend.status(ids) == states
+        store.close()
 
     def test_set_failed_on_a_done_job_raises(self, backend: Backend,
                                              make_spec: Callable[..., JobSpec]) -> None:

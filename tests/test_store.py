@@ -27,9 +27,9 @@ def specs(job_spec: Callable[..., JobSpec]) -> list[JobSpec]:
 
 
 def submitted(store: Store, specs: list[JobSpec], first_id: int = 100) -> dict[str, int]:
-    """Take ``specs`` through Submitting to Received with ids first_id, first_id + 1, ..."""
+    """Take ``specs`` through Sending to Received with ids first_id, first_id + 1, ..."""
     ids = {s.name: first_id + n for n, s in enumerate(specs)}
-    store.mark_submitting(list(ids))
+    store.mark_sending(list(ids))
     store.mark_submitted("local", list(ids.items()))
     return ids
 
@@ -75,6 +75,40 @@ def test_state_survives_reopening_and_schema_version_is_recorded(
     assert version == SCHEMA_VERSION
 
 
+def test_a_version_1_database_tells_our_submitting_from_diracs(
+        tmp_path: Path, specs: list[JobSpec]) -> None:
+    """Version 1 called our own "under way" state Submitting, like DIRAC's unconfirmed jobs;
+    opened by version 2, ours (recorded without a backend id) becomes Sending."""
+    path = tmp_path / "state.sqlite"
+    store = Store(path)
+    store.add_planned(specs)
+    ours, diracs, running = (s.name for s in specs)
+    ids = submitted(store, specs[1:])
+    store.update_states({diracs: JobState(ids[diracs], JobStatus.SUBMITTING,
+                                          "Bulk transaction confirmation"),
+                         running: JobState(ids[running], JobStatus.RUNNING, "Application")})
+    store.mark_sending([ours])
+    store.close()
+    raw = sqlite3.connect(path)  # as version 1 wrote it
+    raw.execute("UPDATE jobs SET status = 'Submitting' WHERE status = 'Sending'")
+    raw.execute("UPDATE history SET status = 'Submitting' WHERE status = 'Sending'")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+
+    migrated = Store(path)
+
+    by_name = {r.name: r.status for r in migrated.jobs()}
+    assert by_name == {ours: JobStatus.SENDING, diracs: JobStatus.SUBMITTING,
+                       running: JobStatus.RUNNING}
+    assert [h[0] for h in migrated.history(diracs)] == ["Sending", "Received", "Submitting"]
+    assert [h[0] for h in migrated.history(ours)] == ["Sending"]
+    migrated.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     raw = sqlite3.connect(path)
@@ -109,7 +143,7 @@ def test_mark_submitted_records_each_attempt(store: Store, specs: list[JobSpec])
     assert store.known_backend_ids([specs[0].name]) == {first[specs[0].name],
                                                         second[specs[0].name]}
     statuses = [h[0] for h in store.history(specs[0].name)]
-    assert statuses == ["Submitting", "Received", "Planned", "Submitting", "Received"]
+    assert statuses == ["Sending", "Received", "Planned", "Sending", "Received"]
 
 
 def test_update_states_applies_changes_once_and_ignores_stale_ids(
@@ -131,7 +165,7 @@ def test_update_states_applies_changes_once_and_ignores_stale_ids(
         JobStatus.RUNNING, "protopipe running", "LCG.X.fr")
     assert by_name[b].status == JobStatus.FAILED
     assert by_name[c].status == JobStatus.RECEIVED
-    assert [h[0] for h in store.history(a)] == ["Submitting", "Received", "Running"]
+    assert [h[0] for h in store.history(a)] == ["Sending", "Received", "Running"]
 
 
 def test_mark_output_present_and_set_output(store: Store, specs: list[JobSpec]) -> None:

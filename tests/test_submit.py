@@ -16,14 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from contract import write
+from contract import interrupt_once, write
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.checksums import adler32
-from protopipe_grid_interface.models import JobSpec, JobState, JobStatus
+from protopipe_grid_interface.exceptions import BackendError
+from protopipe_grid_interface.models import UNCONFIRMED, JobSpec, JobState, JobStatus
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow import track
 from protopipe_grid_interface.workflow.submit import requeue_failed, submit
@@ -110,20 +112,6 @@ def test_jobs_whose_output_exists_are_done_and_not_submitted(
 
 
 # --- recovery of interrupted submissions ------------------------------------------------------
-def interrupt_once(monkeypatch: pytest.MonkeyPatch, owner: object, method: str) -> None:
-    """Make ``owner.method`` raise KeyboardInterrupt, doing nothing, on its next call."""
-    real = getattr(owner, method)
-    calls: list[int] = []
-
-    def wrapper(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, method, wrapper)
-
-
 def test_kill_between_backend_submit_and_mark_submitted_is_adopted(
         store: Store, backend: HeldBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +130,7 @@ def test_kill_between_backend_submit_and_mark_submitted_is_adopted(
         submit(store, backend, planned, chunk_size=2)
     monkeypatch.setattr(Store, "mark_submitted", real_mark)
     states = {r.name: r.status for r in store.jobs()}
-    assert list(states.values()) == [JobStatus.RECEIVED] * 2 + [JobStatus.SUBMITTING] * 2 + [
+    assert list(states.values()) == [JobStatus.RECEIVED] * 2 + [JobStatus.SENDING] * 2 + [
         JobStatus.PLANNED]
     orphan_ids = [backend.find_jobs([planned[i].name])[planned[i].name] for i in (2, 3)]
 
@@ -164,7 +152,7 @@ def test_kill_before_the_backend_call_resubmits_exactly_once(
     interrupt_once(monkeypatch, backend, "submit")
     with pytest.raises(KeyboardInterrupt):
         submit(store, backend, planned)
-    assert {r.status for r in store.jobs()} == {JobStatus.SUBMITTING}
+    assert {r.status for r in store.jobs()} == {JobStatus.SENDING}
     assert all_ids(backend) == []
     monkeypatch.undo()
 
@@ -194,7 +182,7 @@ def test_interrupted_resubmission_adopts_the_new_job_not_the_old_one(
 
     assert report.recovered == 1 and report.submitted == []
     [record] = store.jobs()
-    assert (record.backend_id, record.attempts, record.status) == (new, 2, JobStatus.RECEIVED)
+    assert (record.backend_id, record.attempts, record.status) == (new, 2, JobStatus.WAITING)
     assert backend.find_jobs([spec.name])[spec.name] == [old, new]
 
 
@@ -202,7 +190,7 @@ def test_recovery_keeps_one_of_several_backend_jobs_and_kills_the_others(
         store: Store, backend: HeldBackend, specs: Specs) -> None:
     [spec] = specs(1)
     store.add_planned([spec])
-    store.mark_submitting([spec.name])
+    store.mark_sending([spec.name])
     first = backend.submit([spec])[0]   # e.g. a backend call retried after a timeout
     second = backend.submit([spec])[0]
 
@@ -212,6 +200,184 @@ def test_recovery_keeps_one_of_several_backend_jobs_and_kills_the_others(
     assert store.jobs()[0].backend_id == second
     states = backend.status([first, second])
     assert (states[first].status, states[second].status) == (JobStatus.KILLED, JobStatus.WAITING)
+
+
+def unconfirmed_submission(store: Store, backend: HeldBackend, planned: list[JobSpec],
+                           monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A submission killed between the backend's submit and confirm: the jobs exist on the
+    backend, unconfirmed, and the store has them Sending. Returns their ids by name."""
+    with monkeypatch.context() as patch:
+        interrupt_once(patch, backend, "confirm")
+        with pytest.raises(KeyboardInterrupt):
+            submit(store, backend, planned)
+    ids = one_job_per_name(backend, [s.name for s in planned])
+    assert {s.status: s.minor_status for s in backend.status(list(ids.values())).values()} == {
+        JobStatus.SUBMITTING: UNCONFIRMED}
+    assert {r.status for r in store.jobs()} == {JobStatus.SENDING}
+    return ids
+
+
+def test_jobs_left_unconfirmed_by_a_killed_submission_are_confirmed_not_duplicated(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = specs(3)
+    ids = unconfirmed_submission(store, backend, planned, monkeypatch)
+
+    report = submit(store, backend, planned)
+
+    assert (report.recovered, report.confirmed, report.submitted) == (3, 3, [])
+    assert one_job_per_name(backend, [s.name for s in planned]) == ids
+    assert {s.status for s in backend.status(list(ids.values())).values()} == {
+        JobStatus.WAITING}
+    assert {(r.status, r.attempts) for r in store.jobs()} == {(JobStatus.WAITING, 1)}
+
+
+def test_unconfirmed_jobs_an_earlier_version_adopted_are_confirmed(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state the issue found: adopted by name, but left Submitting on the backend and in
+    the store, where the status refresh never looked at them again."""
+    planned = specs(2)
+    ids = unconfirmed_submission(store, backend, planned, monkeypatch)
+    store.mark_submitted(backend.name, list(ids.items()))
+    track.refresh(store, backend)
+    assert {(r.status, r.minor_status) for r in store.jobs()} == {
+        (JobStatus.SUBMITTING, UNCONFIRMED)}
+
+    report = submit(store, backend, planned)
+
+    assert (report.recovered, report.confirmed, report.submitted) == (0, 2, [])
+    assert report.already_submitted == 2
+    assert one_job_per_name(backend, [s.name for s in planned]) == ids
+    assert {r.status for r in track.refresh(store, backend)} == {JobStatus.WAITING}
+
+
+def test_jobs_dirac_failed_for_want_of_confirmation_are_submitted_again(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """DIRAC's StalledJobAgent fails jobs left unconfirmed for 300 s, keeping their minor
+    status: they never ran, so the recovery submits them again, once."""
+    planned = specs(2)
+    ids = unconfirmed_submission(store, backend, planned, monkeypatch)
+    for job_id in ids.values():
+        backend.set_status(job_id, JobStatus.FAILED, UNCONFIRMED)
+
+    report = submit(store, backend, planned)
+
+    assert (report.recovered, report.confirmed) == (2, 0)
+    assert sorted(name for name, _ in report.submitted) == [s.name for s in planned]
+    found = backend.find_jobs([s.name for s in planned])
+    new = {name: job_ids[-1] for name, job_ids in found.items()}
+    assert {name: job_ids[0] for name, job_ids in found.items()} == ids
+    assert all(len(job_ids) == 2 for job_ids in found.values())
+    assert {(r.backend_id, r.attempts, r.status) for r in store.jobs()} == {
+        (new[name], 2, JobStatus.RECEIVED) for name in new}
+
+
+def test_a_submission_that_cannot_confirm_leaves_no_job(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = specs(3)
+
+    def refuse(ids: list[int]) -> None:
+        raise BackendError("confirmBulkSubmission: Requested jobs for bulk transaction are "
+                           "not valid")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "confirm", refuse)
+        with pytest.raises(BackendError):
+            submit(store, backend, planned)
+    assert all_ids(backend) == []
+
+    report = submit(store, backend, planned)
+
+    assert (len(report.submitted), report.recovered) == (3, 0)
+    assert_store_matches_backend(store, backend, [s.name for s in planned])
+
+
+# --- waiting never hangs ----------------------------------------------------------------------
+def test_a_wait_gives_up_on_held_jobs_after_the_limit_and_names_them(
+        store: Store, backend: HeldBackend, specs: Specs) -> None:
+    planned = specs(3)
+    names = [s.name for s in planned]
+    ids = dict(submit(store, backend, planned).submitted)
+    backend.set_status(ids[names[0]], JobStatus.DONE, "Execution Complete")
+    backend.set_status(ids[names[1]], JobStatus.RUNNING, "Application")
+    started = time.monotonic()
+
+    running = track.wait(store, backend, names, poll_seconds=0.1, held_after=1.0, timeout=3)
+
+    assert running.timed_out and time.monotonic() - started < 10
+    # the waiting job is held; the running one is not (it runs), so the wait went on
+    assert {cause: [r.name for r in found] for cause, found in running.stuck.items()} == {
+        track.Stuck.HELD: [names[2]]}
+    backend.set_status(ids[names[1]], JobStatus.DONE, "Execution Complete")
+    started = time.monotonic()
+
+    result = track.wait(store, backend, names, poll_seconds=0.1, held_after=1.0, timeout=30)
+
+    assert not result.timed_out and time.monotonic() - started < 10
+    assert {cause: [r.name for r in found] for cause, found in result.stuck.items()} == {
+        track.Stuck.HELD: [names[2]]}
+    assert {r.name: r.status for r in result.records} == {
+        names[0]: JobStatus.DONE, names[1]: JobStatus.DONE, names[2]: JobStatus.WAITING}
+
+
+def test_a_wait_on_unconfirmed_jobs_ends_within_its_limit(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = specs(2)
+    ids = unconfirmed_submission(store, backend, planned, monkeypatch)
+    store.mark_submitted(backend.name, list(ids.items()))  # as an earlier version left them
+    monkeypatch.setattr(track, "UNCONFIRMED_LIMIT", 1.0)
+    started = time.monotonic()
+
+    result = track.wait(store, backend, [s.name for s in planned], poll_seconds=0.1)
+
+    assert 1.0 < time.monotonic() - started < 10
+    assert {cause: sorted(r.name for r in found) for cause, found in result.stuck.items()} == {
+        track.Stuck.UNCONFIRMED: [s.name for s in planned]}
+    assert {r.status for r in result.records} == {JobStatus.SUBMITTING}
+
+
+def test_a_wait_on_jobs_never_sent_ends_at_once(
+        store: Store, backend: HeldBackend, specs: Specs,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = specs(2)
+    with monkeypatch.context() as patch:
+        interrupt_once(patch, backend, "submit")
+        with pytest.raises(KeyboardInterrupt):
+            submit(store, backend, planned)
+
+    result = track.wait(store, backend, [s.name for s in planned], poll_seconds=60)
+
+    assert {cause: len(found) for cause, found in result.stuck.items()} == {
+        track.Stuck.NOT_SUBMITTED: 2}
+
+
+def test_stuck_jobs_by_cause(store: Store, backend: HeldBackend, specs: Specs) -> None:
+    planned = specs(5)
+    ids = dict(submit(store, backend, planned[1:]).submitted)
+    store.add_planned(planned[:1])
+    for spec, status in zip(planned[1:], (JobStatus.SUBMITTING, JobStatus.RUNNING,
+                                          JobStatus.FAILED, JobStatus.STALLED), strict=True):
+        backend.set_status(ids[spec.name], status, "x")
+    records = track.refresh(store, backend)
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=400)
+
+    def causes(held_after: float | None, now: datetime) -> dict[str, list[str]]:
+        found = track.stuck_jobs(records, held_after, now)
+        return {cause.value: [r.name for r in jobs] for cause, jobs in found.items()}
+
+    planned_name, submitting, _, _, stalled = (s.name for s in planned)
+    assert causes(None, soon) == {"not submitted": [planned_name]}
+    assert causes(None, later) == {"not submitted": [planned_name],
+                                   "unconfirmed": [submitting]}
+    assert causes(10, soon) == {"not submitted": [planned_name], "unconfirmed": [submitting],
+                                "held": [stalled]}
+    assert causes(3600, later) == {"not submitted": [planned_name],
+                                   "unconfirmed": [submitting]}
 
 
 CHILD = """
@@ -269,6 +435,9 @@ def test_kill_9_during_submission_never_duplicates(tmp_path: Path, specs: Specs)
         assert_store_matches_backend(store, backend, names)
         assert len(all_ids(backend)) == 300, f"seed {seed}, kills at {kills}"
         assert all(r.backend_id is not None and r.attempts == 1 for r in store.jobs())
+        # a kill between the backend's submit and confirm left jobs unconfirmed: none is now
+        states = backend.status(all_ids(backend))
+        assert JobStatus.SUBMITTING not in {s.status for s in states.values()}
         # every job is counted once: submitted now, recovered now, or submitted before
         assert len(report.submitted) + report.recovered + report.already_submitted == 300
         store.close()
@@ -367,7 +536,7 @@ def test_submit_wait_end_to_end_on_the_running_local_backend(
 
     submit(store, backend, planned)
     records = track.wait(store, backend, [s.name for s in planned], poll_seconds=0.1,
-                         timeout=60)
+                         timeout=60).records
 
     by_name = {r.name: r for r in records}
     assert by_name["e2e_ok"].status == JobStatus.DONE
@@ -376,6 +545,6 @@ def test_submit_wait_end_to_end_on_the_running_local_backend(
     assert by_name["e2e_fail"].status == JobStatus.FAILED
     assert "Exited With Status 3" in by_name["e2e_fail"].application_status
     history = [status for status, *_ in store.history("e2e_ok")]
-    assert history[:3] == ["Planned", "Submitting", "Received"] or history[:2] == [
-        "Submitting", "Received"]
+    assert history[:3] == ["Planned", "Sending", "Received"] or history[:2] == [
+        "Sending", "Received"]
     assert history[-1] == "Done"

@@ -31,13 +31,21 @@ class Particle(StrEnum):
 
 
 class JobStatus(StrEnum):
-    """Job states: DIRAC's, plus ``Planned`` and ``Submitting`` which only live in our database."""
+    """Job states: DIRAC's, plus ``Planned`` and ``Sending`` which only live in our database.
+
+    ``Sending`` is ours: the backend call that creates the job is under way, or was interrupted
+    (the job may or may not exist on the backend). ``Submitting`` is DIRAC's: the job exists,
+    created by a parametric submission that its client has not confirmed yet (see
+    :data:`UNCONFIRMED`); it is active, and a submission that finds it confirms it.
+    """
 
     PLANNED = "Planned"
+    SENDING = "Sending"
     SUBMITTING = "Submitting"
     RECEIVED = "Received"
     CHECKING = "Checking"
     STAGING = "Staging"
+    SCOUTING = "Scouting"
     WAITING = "Waiting"
     MATCHED = "Matched"
     RESCHEDULED = "Rescheduled"
@@ -58,13 +66,19 @@ class JobStatus(StrEnum):
     @property
     def is_active(self) -> bool:
         """True when the job exists on the backend and may still change state."""
-        return self not in FINAL_STATES and self not in (JobStatus.PLANNED, JobStatus.SUBMITTING)
+        return self not in FINAL_STATES and self not in BOOKKEEPING_STATES
 
 
 #: DIRAC's JobDB stores JobGroup in a VARCHAR(32)
 MAX_JOB_GROUP = 32
 
 FINAL_STATES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
+#: states of our own bookkeeping, never reported by a backend
+BOOKKEEPING_STATES = frozenset({JobStatus.PLANNED, JobStatus.SENDING})
+#: DIRAC's minor status of a job created by a parametric submission and not confirmed yet
+#: (``JobManagerHandler.export_submitJob``); its StalledJobAgent later sets such jobs Failed
+#: and keeps this minor status
+UNCONFIRMED = "Bulk transaction confirmation"
 RESUBMITTABLE_STATES = frozenset({JobStatus.FAILED, JobStatus.KILLED, JobStatus.DELETED})
 
 

@@ -2,9 +2,10 @@
 
 All SQL of the package's own state lives here. A job is keyed by its name, which the planner
 makes unique and deterministic; its spec hash tells whether a re-plan changed it. Submitting is
-two-phase (``Submitting`` is committed *before* the backend call, the ids *after* it), so a
+two-phase (``Sending`` is committed *before* the backend call, the ids *after* it), so a
 command killed in between is recovered by looking the names up on the backend, never by
-submitting again. The schema version is kept in ``PRAGMA user_version``.
+submitting again. The schema version is kept in ``PRAGMA user_version``; older databases are
+migrated when opened (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .exceptions import DataError
 from .iterutils import chunked
 from .models import JobSpec, JobState, JobStatus, Particle, Stage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -80,8 +81,21 @@ CREATE TABLE IF NOT EXISTS downloads (
 """
 
 
+#: SQL taking a database from version N - 1 to N, for N > 1
+MIGRATIONS: dict[int, str] = {
+    # 2: our own "submission under way" state was called Submitting, like DIRAC's state of an
+    # unconfirmed job; it is now Sending. Ours is the one recorded without a backend id.
+    2: """
+    UPDATE jobs SET status = 'Sending' WHERE status = 'Submitting' AND (
+        SELECT h.backend_id FROM history h WHERE h.name = jobs.name
+        ORDER BY h.rowid DESC LIMIT 1) IS NULL;
+    UPDATE history SET status = 'Sending' WHERE status = 'Submitting' AND backend_id IS NULL;
+    """,
+}
+
+
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +115,8 @@ class JobRecord:
     attempts: int
     output_size: int | None
     output_checksum: str | None
+    #: when the state last changed (ISO 8601, UTC)
+    updated: str
 
 
 class Store:
@@ -117,7 +133,19 @@ class Store:
             raise DataError(f"{self.path}: state database schema {version} is newer than this "
                             f"tool's ({SCHEMA_VERSION})", "upgrade protopipe-grid-interface")
         self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            self.migrate(version)
+
+    def migrate(self, version: int) -> None:
+        """Take a database of schema ``version`` (0: just created) to :data:`SCHEMA_VERSION`,
+        in one transaction."""
+        steps = range(version + 1, SCHEMA_VERSION + 1) if version else range(0)
+        with self.transaction() as db:
+            for target in steps:
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -194,8 +222,8 @@ class Store:
     ) -> list[JobRecord]:
         """Jobs matching every filter given, in name order."""
         query = ("SELECT name, stage, particle, spec, backend, backend_id, status, minor_status, "
-                 "application_status, site, attempts, output_size, output_checksum FROM jobs "
-                 "WHERE 1 = 1")
+                 "application_status, site, attempts, output_size, output_checksum, updated "
+                 "FROM jobs WHERE 1 = 1")
         args: list[object] = []
         if stage is not None:
             query += " AND stage = ?"
@@ -218,9 +246,9 @@ class Store:
             rows.sort(key=lambda row: str(row[0]))
         return [
             JobRecord(name, Stage(st), Particle(pa), JobSpec.from_dict(json.loads(spec)), be, bid,
-                      JobStatus(status), minor, app, site, attempts, size, checksum)
-            for (name, st, pa, spec, be, bid, status, minor, app, site, attempts, size, checksum)
-            in rows
+                      JobStatus(status), minor, app, site, attempts, size, checksum, updated)
+            for (name, st, pa, spec, be, bid, status, minor, app, site, attempts, size, checksum,
+                 updated) in rows
         ]
 
     def counts(self) -> list[tuple[str, str, str, int]]:
@@ -251,10 +279,11 @@ class Store:
         db.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)",
                    (name, backend_id, status.value, minor, application, stamp))
 
-    def mark_submitting(self, names: Sequence[str]) -> None:
+    def mark_sending(self, names: Sequence[str]) -> None:
+        """Jobs about to be handed to the backend (committed before the call)."""
         with self.transaction() as db:
             for name in names:
-                self._set(db, name, None, JobStatus.SUBMITTING, "", "")
+                self._set(db, name, None, JobStatus.SENDING, "", "")
 
     def mark_submitted(self, backend: str, submitted: Sequence[tuple[str, int]]) -> None:
         """Record the backend id of each (name, id), as a new attempt."""

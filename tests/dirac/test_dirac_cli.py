@@ -670,6 +670,78 @@ def test_submit_is_planned_whole_never_twice_tracked_killed_and_resubmitted(
         delete_jobs(dirac_box, group)
 
 
+#: ``protopipe-grid`` killed (SIGKILL) between DIRAC's ``submitJob`` and its confirmation
+KILLED_INSIDE_THE_TRANSACTION = """
+import os, signal, sys
+from protopipe_grid_interface.backends.dirac import DiracBackend
+from protopipe_grid_interface.cli.main import main
+DiracBackend.confirm = lambda self, ids: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(main(sys.argv[1:]))
+"""
+#: stands in for protopipe-TRAINING on the box's worker: writes the file --outfile names
+FAKE_TRAINING = """#!{python}
+import sys
+args = sys.argv
+open(args[args.index("--outfile") + 1], "w").write("training table")
+"""
+
+
+def fake_training_env(box: Any, where: Path) -> Path:
+    """A payload environment whose ``protopipe-TRAINING`` succeeds at once (with the box
+    venv's Python), so that jobs reach Done without the protopipe payload."""
+    env = where / "fake-payload"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(box.python)
+    training = env / "bin" / "protopipe-TRAINING"
+    training.write_text(FAKE_TRAINING.format(python=box.python))
+    training.chmod(0o755)
+    return env
+
+
+def test_a_submission_killed_inside_diracs_transaction_is_confirmed_and_runs_once(
+        dirac_box: Any, lfn_dir: str, tmp_path: Path) -> None:
+    """The window of the issue: killed between ``JobManager.submitJob`` and
+    ``confirmBulkSubmission``, the jobs wait unconfirmed on DIRAC; the wait says so at once
+    instead of hanging, and the next submission confirms them: each runs to Done, once."""
+    name = f"pgk-{uuid.uuid4().hex[:8]}"  # DIRAC's JobGroup holds 32 characters
+    runs = (101, 102)
+    inputs = {f"{lfn_dir}/simtel/{simtel_name(run)}": path for run, path in zip(
+        runs, write_files(tmp_path / "sim", {f"{run}": payload(run) for run in runs}).values(),
+        strict=True)}
+    analysis = create_analysis(dirac_box, tmp_path, name, lfn_dir,
+                               fake_training_env(dirac_box, tmp_path), inputs)
+    names = [job_name(name, run) for run in runs]
+    submit = ["jobs", "submit", "--metadata", analysis, "--stage", "training-energy",
+              "--backend", "dirac"]
+    try:
+        cli(dirac_box, ["python", "-c", KILLED_INSIDE_THE_TRANSACTION, *submit], cwd=tmp_path,
+            code=-9)
+        created = dirac_py(dirac_box, "emit(jobs(names=ARGS['names']))", names=names)
+        assert sorted(a["JobName"] for a in created.values()) == names
+        assert {(a["Status"], a["MinorStatus"]) for a in created.values()} == {
+            ("Submitting", "Bulk transaction confirmation")}
+
+        waited = cli(dirac_box, ["protopipe-grid", "jobs", "wait", "--metadata", analysis,
+                                 "--backend", "dirac"], cwd=tmp_path, code=1, timeout=60)
+        assert "2 training-energy job(s) not submitted yet (Sending): " in waited.stderr
+
+        again = cli(dirac_box, ["protopipe-grid", *submit, "--wait", "--status-every", "5s"],
+                    cwd=tmp_path, timeout=600)
+
+        assert ("0 submitted, 0 skipped (output exists), 0 already submitted, 2 recovered from "
+                "an interrupted run, 2 unconfirmed job(s) confirmed") in again.stdout
+        assert " 2 job(s): " in again.stdout  # a status line now and then: no terminal
+        final = dirac_py(dirac_box, "emit(jobs(names=ARGS['names']))", names=names)
+        assert sorted(final) == sorted(created)  # the same jobs, and no other
+        assert {(a["Status"], a["MinorStatus"]) for a in final.values()} == {
+            ("Done", "Execution Complete")}
+        records = status_json(dirac_box, analysis, tmp_path)
+        assert {n: (r["backend_id"], r["attempts"]) for n, r in records.items()} == {
+            a["JobName"]: (int(i), 1) for i, a in final.items()}
+    finally:
+        delete_jobs(dirac_box, names=names)
+
+
 def test_an_analysis_with_a_longer_name_can_be_submitted(dirac_box: Any, lfn_dir: str,
                                                          tmp_path: Path) -> None:
     name = f"prod5b-north-baseline-{uuid.uuid4().hex[:6]}"

@@ -134,7 +134,7 @@ def test_second_submit_submits_nothing(
         many: tuple[Store, DiracBackend, list[JobSpec], list[tuple[str, int]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, backend, specs, submitted = many
-    calls = count_calls(monkeypatch, backend.wms, "submitJob")
+    calls = count_calls(monkeypatch, backend.job_manager, "submitJob")
     before = backend.round_trips
 
     second = submit(store, backend, specs)
@@ -187,7 +187,7 @@ def test_resubmission_after_a_kill_submits_exactly_that_job(
         assert JobStatus.KILLED not in statuses.values()
 
         requeued = requeue_failed(store)
-        calls = count_calls(monkeypatch, backend.wms, "submitJob")
+        calls = count_calls(monkeypatch, backend.job_manager, "submitJob")
         again = submit(store, backend, specs)
 
         assert requeued == [victim]

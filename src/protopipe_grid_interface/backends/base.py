@@ -37,7 +37,17 @@ class Backend(ABC):
     # --- jobs ---------------------------------------------------------------------------------
     @abstractmethod
     def submit(self, specs: Sequence[JobSpec]) -> list[int]:
-        """Submit all ``specs``; return one backend job id per spec, in the same order."""
+        """Submit all ``specs``; return one backend job id per spec, in the same order.
+
+        A submission may be a transaction (DIRAC's parametric jobs are created ``Submitting``,
+        then confirmed by the client): it returns only confirmed jobs, and one that fails
+        removes the jobs it could not confirm. A client killed inside it leaves jobs that stay
+        ``Submitting`` until :meth:`confirm` is called for them."""
+
+    @abstractmethod
+    def confirm(self, ids: Sequence[int]) -> None:
+        """Confirm jobs a submission created and did not confirm (``Submitting``), so that
+        they run; jobs already confirmed, final or unknown are left as they are."""
 
     @abstractmethod
     def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:

@@ -4,7 +4,9 @@ Jobs go to DIRAC in bulk: specs that share their sandbox, models, group and site
 group, whose input sandbox (every job's steps in ``jobs.json``, the payload scripts, the job
 description) is uploaded once; then one parametric job per chunk of at most
 ``MaxParametricJobs`` (asked of the server) refers to it, each job with its own name, input data
-and output LFN. Each job runs ``pgi_job.sh``, which activates the payload environment (CVMFS
+and output LFN. A parametric submission is a transaction: the JobManager creates the jobs
+``Submitting``, and they run once the client confirms them (:meth:`DiracBackend.confirm`). Each
+job runs ``pgi_job.sh``, which activates the payload environment (CVMFS
 conda on the grid, a Python environment at a fixed path elsewhere) and runs the job's steps from
 ``jobs.json`` with ``run_job.py``: argument lists, never a shell string. Outputs are uploaded
 and registered by DIRAC's job wrapper.
@@ -87,7 +89,7 @@ class DiracBackend(Backend):
         self.backoff = backoff
         self.round_trips = 0
         self._api: Any = None
-        self._wms: Any = None
+        self._job_manager: Any = None
         self._sandboxes: Any = None
         self._max_parametric: int | None = None
 
@@ -95,7 +97,7 @@ class DiracBackend(Backend):
         """Picklable, also after ``ready()``: the copy initialises DIRAC again in its own
         process (download workers)."""
         state = dict(self.__dict__)
-        state.update(_api=None, _wms=None, _sandboxes=None)
+        state.update(_api=None, _job_manager=None, _sandboxes=None)
         return state
 
     # --- DIRAC, lazily ------------------------------------------------------------------------
@@ -106,10 +108,10 @@ class DiracBackend(Backend):
         return self._api
 
     @property
-    def wms(self) -> Any:
-        """DIRAC's ``WMSClient``, which submits job descriptions."""
+    def job_manager(self) -> Any:
+        """DIRAC's ``JobManagerClient``: submits, confirms and removes jobs."""
         self.ready()
-        return self._wms
+        return self._job_manager
 
     @property
     def sandboxes(self) -> Any:
@@ -125,10 +127,12 @@ class DiracBackend(Backend):
 
                 DIRAC.initialize()
                 from DIRAC.Interfaces.API.Dirac import Dirac
+                from DIRAC.WorkloadManagementSystem.Client.JobManagerClient import (
+                    JobManagerClient,
+                )
                 from DIRAC.WorkloadManagementSystem.Client.SandboxStoreClient import (
                     SandboxStoreClient,
                 )
-                from DIRAC.WorkloadManagementSystem.Client.WMSClient import WMSClient
             except ImportError:
                 raise BackendError("the DIRAC client is not installed",
                                    "pip install 'protopipe-grid-interface[dirac]'") from None
@@ -140,7 +144,7 @@ class DiracBackend(Backend):
 
                 gLogger.setLevel("FATAL")
             self._api = Dirac()
-            self._wms = WMSClient()
+            self._job_manager = JobManagerClient()
             self._sandboxes = SandboxStoreClient()
 
     def call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -200,11 +204,22 @@ class DiracBackend(Backend):
 
     # --- identity -----------------------------------------------------------------------------
     def home(self) -> str:
+        """``/<vo>/user/<u>/<username>`` of the proxy's DIRAC user. ``getProxyInfo`` answers OK
+        without a username when its look-up in the configuration's registry fails (seen on a
+        loaded box): it is asked again, a bounded number of times."""
         self.ready()
         from DIRAC.ConfigurationSystem.Client.Helpers.Registry import getVOForGroup
         from DIRAC.Core.Security.ProxyInfo import getProxyInfo
 
-        info = self.call("proxy", getProxyInfo)
+        for attempt in range(self.retries + 1):
+            info = self.call("proxy", getProxyInfo)
+            if "username" in info:
+                break
+            time.sleep(self.backoff * 2 ** attempt)
+        else:
+            raise BackendError(f"the proxy's identity {info.get('identity', '?')!r} is not a "
+                               "DIRAC user", "check the proxy (dirac-proxy-info) and the "
+                               "configuration servers of dirac.cfg")
         user, group = info["username"], info.get("group", "")
         vo = getVOForGroup(group) or "vo.cta.in2p3.fr"
         return f"/{vo}/user/{user[0]}/{user}"
@@ -300,19 +315,59 @@ class DiracBackend(Backend):
         return job
 
     def submit_chunk(self, chunk: Sequence[JobSpec], first: JobSpec, sandbox: str) -> list[int]:
-        """One parametric submission (one server request) for at most ``MaxParametricJobs``."""
+        """One parametric submission for at most ``MaxParametricJobs`` jobs: DIRAC's bulk
+        transaction, done as its ``WMSClient.submitJob`` does it.
+
+        ``JobManager.submitJob`` creates the jobs ``Submitting`` / "Bulk transaction
+        confirmation" (``JobManagerHandler.export_submitJob``); they run only once
+        ``confirmBulkSubmission`` is called for them. Jobs that cannot be confirmed are removed,
+        so a submission that fails leaves no job behind; a client killed between the two calls
+        leaves unconfirmed jobs, which the next submission finds by name and confirms
+        (``workflow.submit.recover_interrupted``).
+        """
         job = self.chunk_job(chunk, first, sandbox)
         errors = getattr(job, "errorDict", {})
         if errors:
             method, messages = next(iter(errors.items()))
             raise BackendError(f"job description: {method}: {'; '.join(messages)}")
         # the job description is in the uploaded sandbox: nothing is uploaded here
-        jdl = job._toJDL(jobDescriptionObject=io.StringIO(""))
-        value = self.call_once("submitJob", self.wms.submitJob, jdl)
-        ids = value if isinstance(value, list) else [value]
-        if len(ids) != len(chunk):
-            raise BackendError(f"submitJob returned {len(ids)} ids for {len(chunk)} jobs")
-        return [int(i) for i in ids]
+        jdl = job._toJDL(jobDescriptionObject=io.StringIO("")).strip()
+        value = self.call_once("submitJob", self.job_manager.submitJob, f"[{jdl}]")
+        ids = [int(i) for i in (value if isinstance(value, list) else [value])]
+        try:
+            if len(ids) != len(chunk):
+                raise BackendError(f"submitJob returned {len(ids)} ids for {len(chunk)} jobs")
+            self.confirm(ids)
+        except BackendError:
+            self.remove_unconfirmed(ids)
+            raise
+        return ids
+
+    def confirm(self, ids: Sequence[int]) -> None:
+        """DIRAC's ``confirmBulkSubmission``. The server confirms a list whose jobs are all
+        ``Submitting`` (or all already confirmed) and refuses any other: then the states are
+        read and the jobs still ``Submitting`` are confirmed alone."""
+        for chunk in chunked([int(i) for i in ids], BULK):
+            try:
+                self.call("confirmBulkSubmission", self.job_manager.confirmBulkSubmission, chunk)
+            except BackendError:
+                unconfirmed = [i for i, s in self.status(chunk).items()
+                               if s.status == JobStatus.SUBMITTING]
+                if unconfirmed:
+                    self.call("confirmBulkSubmission", self.job_manager.confirmBulkSubmission,
+                              unconfirmed)
+
+    def remove_unconfirmed(self, ids: Sequence[int]) -> None:
+        """Remove the jobs of ``ids`` still unconfirmed, as ``WMSClient.submitJob`` does when it
+        cannot confirm; if that fails too, the next submission confirms them."""
+        try:
+            unconfirmed = [i for i, s in self.status(ids).items()
+                           if s.status == JobStatus.SUBMITTING]
+            if unconfirmed:
+                self.call("removeJob", self.job_manager.removeJob, unconfirmed)
+        except BackendError as exc:
+            log.warning("unconfirmed jobs not removed (%s): the next submission confirms them",
+                        exc)
 
     def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
         from DIRAC.WorkloadManagementSystem.Client.JobMonitoringClient import (

@@ -1,11 +1,12 @@
 """The embedded backend: a file catalog, storage elements and a job queue under one folder.
 
 It mirrors DIRAC closely enough that the workflow cannot tell them apart: LFNs map to files on
-storage elements (one folder per SE) with size and adler32 in a catalog; submitted jobs go to
-``Waiting``; a background queue runner (``local_worker``) starts as many as there are cores,
-each in its own scratch folder with its input data staged, runs the job's steps in the payload
-environment, uploads and registers the output, and ends ``Done`` or ``Failed`` with DIRAC's
-minor and application statuses. Everything lives in ``root``::
+storage elements (one folder per SE) with size and adler32 in a catalog; a submission is DIRAC's
+transaction (jobs created ``Submitting``, then confirmed to ``Waiting``); a background queue
+runner (``local_worker``) starts as many as there are cores, each in its own scratch folder with
+its input data staged, runs the job's steps in the payload environment, uploads and registers
+the output, and ends ``Done`` or ``Failed`` with DIRAC's minor and application statuses.
+Everything lives in ``root``::
 
     root/catalog.sqlite     files, replicas, jobs, job history
     root/se/<SE>/<lfn>      stored replicas
@@ -30,7 +31,7 @@ from pathlib import Path
 from ..checksums import copy_atomic, copy_into, same_checksum
 from ..exceptions import BackendError, DataError
 from ..iterutils import chunked
-from ..models import JobSpec, JobState, JobStatus, RemoteFile
+from ..models import UNCONFIRMED, JobSpec, JobState, JobStatus, RemoteFile
 from ..paths import validate_lfn
 from .base import Backend
 
@@ -160,6 +161,8 @@ class LocalBackend(Backend):
 
     # --- jobs ---------------------------------------------------------------------------------
     def submit(self, specs: Sequence[JobSpec]) -> list[int]:
+        """Create the jobs ``Submitting`` in one transaction, confirm them in a second one (as
+        DIRAC's bulk submission does), so the window a killed client leaves exists here too."""
         if not specs:
             return []
         env = str(self.payload_env or "")
@@ -169,19 +172,41 @@ class LocalBackend(Backend):
             for spec in specs:
                 cursor = db.execute(
                     "INSERT INTO jobs (name, job_group, spec, env, status, minor_status, "
-                    "submitted, updated) VALUES (?, ?, ?, ?, 'Waiting', 'Pilot Agent Submission',"
-                    " ?, ?)",
-                    (spec.name, spec.job_group, json.dumps(spec.to_dict()), env, stamp, stamp),
+                    "submitted, updated) VALUES (?, ?, ?, ?, 'Submitting', ?, ?, ?)",
+                    (spec.name, spec.job_group, json.dumps(spec.to_dict()), env, UNCONFIRMED,
+                     stamp, stamp),
                 )
                 job_id = int(cursor.lastrowid or 0)
                 ids.append(job_id)
-                db.executemany(
-                    "INSERT INTO job_history VALUES (?, ?, ?, '', ?)",
-                    [(job_id, "Received", "Job accepted", stamp),
-                     (job_id, "Waiting", "Pilot Agent Submission", stamp)],
-                )
-        self.ensure_runner()
+                db.execute("INSERT INTO job_history VALUES (?, 'Submitting', ?, '', ?)",
+                           (job_id, UNCONFIRMED, stamp))
+        try:
+            self.confirm(ids)
+        except Exception:
+            with self.transaction() as db:  # confirmed jobs or none
+                for chunk in chunked(ids, 500):
+                    db.execute(f"DELETE FROM jobs WHERE status = 'Submitting' AND id IN "
+                               f"({','.join('?' * len(chunk))})", chunk)  # noqa: S608
+            raise
         return ids
+
+    def confirm(self, ids: Sequence[int]) -> None:
+        stamp = now()
+        confirmed: list[int] = []
+        with self.transaction() as db:
+            for chunk in chunked([int(i) for i in ids], 500):
+                marks = ",".join("?" * len(chunk))
+                confirmed += [int(i) for (i,) in db.execute(
+                    f"SELECT id FROM jobs WHERE status = 'Submitting' AND id IN ({marks})",  # noqa: S608
+                    chunk)]
+            for job_id in confirmed:
+                db.execute("UPDATE jobs SET status = 'Waiting', minor_status = "
+                           "'Pilot Agent Submission', updated = ? WHERE id = ?", (stamp, job_id))
+                db.executemany("INSERT INTO job_history VALUES (?, ?, ?, '', ?)",
+                               [(job_id, "Received", "Job accepted", stamp),
+                                (job_id, "Waiting", "Pilot Agent Submission", stamp)])
+        if confirmed:
+            self.ensure_runner()
 
     def runner_alive(self) -> bool:
         """True while a queue runner holds the lock."""

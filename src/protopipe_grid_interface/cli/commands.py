@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import posixpath
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
-from ..models import RESUBMITTABLE_STATES, JobStatus, RemoteFile
+from ..models import BOOKKEEPING_STATES, RESUBMITTABLE_STATES, JobStatus, RemoteFile
 from ..paths import merged_file_name, output_prefix, validate_lfn
 from ..software import default_payload_env, example_configs
 from ..store import JobRecord, Store
@@ -22,7 +24,7 @@ from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.split import check_fractions, read_list, write_split
 from ..workflow.tree import create_analysis
 from . import render
-from .common import confirm, console, make_backend, no_progress, progress_bar
+from .common import confirm, console, errors, make_backend, no_progress, progress_bar
 
 
 @dataclass
@@ -176,9 +178,11 @@ def jobs_submit(args: argparse.Namespace) -> int:
         console.print(
             f"{args.stage.value}: {len(report.submitted)} submitted, {report.skipped_existing} "
             f"skipped (output exists), {report.already_submitted} already submitted, "
-            f"{report.recovered} recovered from an interrupted run", markup=False)
+            f"{report.recovered} recovered from an interrupted run"
+            + (f", {report.confirmed} unconfirmed job(s) confirmed" if report.confirmed else ""),
+            markup=False, soft_wrap=True)
         if args.wait:
-            return wait_for(s, args.stage, [spec.name for spec in specs], None)
+            return wait_for(s, args, [spec.name for spec in specs])
     return 0
 
 
@@ -187,22 +191,41 @@ def submission_hours(jobs: int) -> float:
     return 1.0 + jobs / 3600
 
 
-def wait_for(s: Session, stage: object, names: list[str], timeout: float | None) -> int:
+def wait_for(s: Session, args: argparse.Namespace, names: list[str]) -> int:
+    """Wait for the jobs (a progress bar on a terminal, a status line every ``--status-every``
+    elsewhere), then show their states, why the failed ones failed and what to do about the
+    stuck ones."""
+    warned: set[str] = set()
+    last_line = [-math.inf]
     with progress_bar("jobs final", len(names)) as advance:
         seen = [0]
 
-        def update(records: list) -> None:  # type: ignore[type-arg]
+        def update(records: list[JobRecord], stuck: dict[track.Stuck, list[JobRecord]]) -> None:
             final = sum(1 for r in records if r.status.is_final)
             advance(final - seen[0])
             seen[0] = final
+            if not console.is_terminal and time.monotonic() - last_line[0] >= args.status_every:
+                last_line[0] = time.monotonic()
+                console.print(render.status_line(records), markup=False, soft_wrap=True)
+            fresh = [r for found in stuck.values() for r in found if r.name not in warned]
+            if fresh and len(warned) + len(fresh) < sum(not r.status.is_final for r in records):
+                warned.update(r.name for r in fresh)
+                console.print(f"{len(fresh)} job(s) cannot progress (details at the end); "
+                              "waiting for the others", markup=False)
 
-        records = track.wait(s.store, s.backend, names, timeout=timeout, on_update=update)
-    render.status_table(records)
-    failed = [r for r in records if r.status != JobStatus.DONE]
+        result = track.wait(s.store, s.backend, names, timeout=getattr(args, "timeout", None),
+                            held_after=args.stuck_after, on_update=update)
+    render.status_table(result.records)
+    failed = [r for r in result.records if r.status.is_final and r.status != JobStatus.DONE]
     if failed:
         show_failures(s, failed)
-        return 1
-    return 0
+    for cause, records in result.stuck.items():
+        for line in render.stuck_lines(cause, records, args.metadata, args.stuck_after):
+            errors.print(line, markup=False, soft_wrap=True)
+    if result.timed_out:
+        left = sum(not r.status.is_final for r in result.records)
+        errors.print(f"timed out with {left} job(s) not final", markup=False)
+    return 0 if all(r.status == JobStatus.DONE for r in result.records) else 1
 
 
 def show_failures(s: Session, records: list) -> None:  # type: ignore[type-arg]
@@ -242,7 +265,7 @@ def jobs_status(args: argparse.Namespace) -> int:
 def jobs_wait(args: argparse.Namespace) -> int:
     with session(args) as s:
         names = [r.name for r in selected(s, args) if r.status != JobStatus.PLANNED]
-        return wait_for(s, args.stage, names, args.timeout)
+        return wait_for(s, args, names)
 
 
 def jobs_resubmit(args: argparse.Namespace) -> int:
@@ -267,9 +290,8 @@ def jobs_kill(args: argparse.Namespace) -> int:
 
 
 def jobs_delete(args: argparse.Namespace) -> int:
-    unsent = (JobStatus.PLANNED, JobStatus.SUBMITTING, JobStatus.DELETED)
     return act_on_selection(args, lambda b, ids: b.delete(ids), "delete", "deleted",
-                            lambda r: r.status not in unsent)
+                            lambda r: r.status not in (*BOOKKEEPING_STATES, JobStatus.DELETED))
 
 
 def act_on_selection(args: argparse.Namespace, action: Callable[[Backend, list[int]], None],

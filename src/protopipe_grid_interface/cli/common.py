@@ -163,6 +163,23 @@ def positive_int(value: str) -> int:
     return number
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str) -> float:
+    """Seconds of a duration written ``90``, ``90s``, ``30m``, ``24h`` or ``2d``."""
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        seconds = -1
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90s, 30m or 24h, got {value!r}")
+    return seconds
+
+
 def parse_choices(values: Sequence[str], choices: Sequence[str], option: str) -> list[str]:
     for value in values:
         if value not in choices:

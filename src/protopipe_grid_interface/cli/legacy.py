@@ -40,7 +40,15 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..backends.base import Backend
 from ..exceptions import ConfigError, DataError, InputError
-from ..models import FINAL_STATES, RESUBMITTABLE_STATES, JobSpec, JobStatus, Particle, Stage
+from ..models import (
+    BOOKKEEPING_STATES,
+    FINAL_STATES,
+    RESUBMITTABLE_STATES,
+    JobSpec,
+    JobStatus,
+    Particle,
+    Stage,
+)
 from ..paths import STAGE_PARTICLES, AnalysisTree, create_paths, validate_lfn
 from ..software import check_payload_env, default_payload_env, example_configs
 from ..workflow import collect, submit, track, upload
@@ -83,9 +91,8 @@ MODEL_NAMES = {
 SPLIT_LABELS = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
                 "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
                 "_PERFORMANCE": Stage.DL2}
-#: states a user may select jobs by (ours, Planned and Submitting, never exist on a backend)
-SELECTABLE_STATES = tuple(s.value for s in JobStatus
-                          if s not in (JobStatus.PLANNED, JobStatus.SUBMITTING))
+#: states a user may select jobs by (ours, Planned and Sending, never exist on a backend)
+SELECTABLE_STATES = tuple(s.value for s in JobStatus if s not in BOOKKEEPING_STATES)
 
 
 # --- shared helpers -----------------------------------------------------------------------------

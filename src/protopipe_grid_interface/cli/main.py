@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ..models import Particle, Stage
 from . import commands
-from .common import ArgumentParser, add_backend_options, positive_int, run, version_text
+from .common import (
+    ArgumentParser,
+    add_backend_options,
+    duration,
+    positive_int,
+    run,
+    version_text,
+)
 from .doctor import register as register_doctor
 
 STAGES = [s.value for s in Stage]
@@ -25,6 +32,17 @@ def stage_options(parser: argparse.ArgumentParser, required: bool = True) -> Non
     parser.add_argument("--stage", choices=STAGES, required=required, help="grid stage")
     parser.add_argument("--particle", choices=PARTICLES, action="append",
                         help="particle (repeatable; default: all of the stage)")
+
+
+def wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stuck-after", type=duration, default=duration("24h"),
+                        metavar="DURATION",
+                        help="stop waiting for a job whose state has not changed for this long "
+                             "while not running (default: 24h; unconfirmed jobs: 5m at most)")
+    parser.add_argument("--status-every", type=duration, default=duration("1m"),
+                        metavar="DURATION",
+                        help="when the output is not a terminal, print a status line this "
+                             "often (default: 1m)")
 
 
 def build_parser() -> ArgumentParser:
@@ -93,6 +111,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-events", type=positive_int, help="events per file")
     p.add_argument("--dry-run", action="store_true", help="show the whole plan, submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until every job is final")
+    wait_options(p)
     p.add_argument("--force", action="store_true",
                    help="submit even if the grid proxy may expire before the submission ends")
     add_backend_options(p)
@@ -109,7 +128,9 @@ def build_parser() -> ArgumentParser:
     p = jobs.add_parser("wait", help="wait until every job of a stage is final")
     analysis_option(p)
     stage_options(p, required=False)
-    p.add_argument("--timeout", type=float, default=None, help="seconds")
+    p.add_argument("--timeout", type=duration, default=None, metavar="DURATION",
+                   help="stop waiting after this long (e.g. 600, 10m)")
+    wait_options(p)
     add_backend_options(p)
     p.set_defaults(func=commands.jobs_wait)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from rich.table import Table
 
-from ..models import JobSpec
+from ..models import JobSpec, JobStatus
 from ..store import JobRecord
+from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
 from ..workflow.verify import FileCheck, Verdict, VerifyReport
 from .common import console
 
@@ -51,6 +54,52 @@ def status_table(records: Sequence[JobRecord]) -> None:
         row = [counts.get((stage, particle, state), 0) for state in states]
         table.add_row(stage, particle, *[str(n) if n else "" for n in row], str(sum(row)))
     console.print(table)
+
+
+def status_line(records: Sequence[JobRecord]) -> str:
+    """One line for logs: the time, then how many jobs are in each state."""
+    counts = Counter(r.status for r in records)
+    states = ", ".join(f"{counts[s]} {s.value}" for s in JobStatus if counts[s])
+    return f"{datetime.now().strftime('%H:%M:%S')} {len(records)} job(s): {states}"
+
+
+def names_text(records: Sequence[JobRecord], shown: int = 5) -> str:
+    """The first ``shown`` job names, and how many more."""
+    names = ", ".join(r.name for r in records[:shown])
+    return names + (f" and {len(records) - shown} more" if len(records) > shown else "")
+
+
+def stuck_lines(cause: Stuck, records: Sequence[JobRecord], metadata: Path,
+                stuck_after: float) -> list[str]:
+    """One line per stage: which jobs cannot progress, and the command that moves them on."""
+    lines = []
+    for stage in sorted({r.stage for r in records}):
+        mine = [r for r in records if r.stage == stage]
+        states = ", ".join(sorted({f"{r.status.value} / {r.minor_status}".rstrip(" /")
+                                   for r in mine}))
+        submit = f"protopipe-grid jobs submit -m {metadata} --stage {stage.value}"
+        if cause == Stuck.NOT_SUBMITTED:
+            what, todo = "not submitted yet", f"submit them: {submit}"
+        elif cause == Stuck.UNCONFIRMED:
+            what = (f"created by an interrupted submission and never confirmed "
+                    f"(for more than {minutes(min(stuck_after, UNCONFIRMED_LIMIT))})")
+            todo = f"confirm them: {submit}"
+        else:
+            what = f"without a change of state for more than {minutes(stuck_after)}"
+            todo = (f"look at them (protopipe-grid jobs status -m {metadata}), then kill and "
+                    "resubmit them (jobs kill, jobs resubmit)")
+        lines.append(f"{len(mine)} {stage.value} job(s) {what} ({states}): {names_text(mine)}; "
+                     f"{todo}")
+    return lines
+
+
+def minutes(seconds: float) -> str:
+    """A duration as people say it: 45 s, 5 min, 24 h."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
 
 
 def failures_table(records: Sequence[JobRecord], tails: dict[str, str]) -> None:

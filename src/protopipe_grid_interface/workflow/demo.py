@@ -120,7 +120,8 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
         say(f"{stage.value}: {len(specs)} jobs planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
             f"{report.already_submitted} already submitted")
-        records = track.wait(store, backend, [s.name for s in specs], timeout=JOB_TIMEOUT)
+        records = track.wait(store, backend, [s.name for s in specs], timeout=JOB_TIMEOUT,
+                             held_after=JOB_TIMEOUT).records
         failed = [r for r in records if r.status != JobStatus.DONE]
         if failed:
             tail = backend.job_log(failed[0].backend_id or 0).strip().splitlines()[-1:]

@@ -3,9 +3,11 @@
 Order of work for each call:
 
 1. record the specs in the store (new ones as ``Planned``);
-2. recover jobs left ``Submitting`` by an interrupted run (look their names up on the backend);
+2. recover what an interrupted run left half-way (:func:`recover_interrupted`): jobs left
+   ``Sending`` are looked up by name on the backend, jobs the backend holds unconfirmed are
+   confirmed;
 3. skip jobs whose output LFN is already in the catalog (``Done``, not run again);
-4. submit the rest in chunks: ``Submitting`` is committed before the backend call and the ids
+4. submit the rest in chunks: ``Sending`` is committed before the backend call and the ids
    right after it, so a kill at any point is recovered by step 2 on the next run.
 """
 
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 
 from ..backends.base import Backend
 from ..iterutils import chunked
-from ..models import RESUBMITTABLE_STATES, JobSpec, JobStatus
+from ..models import RESUBMITTABLE_STATES, UNCONFIRMED, JobSpec, JobStatus
 from ..store import JobRecord, Store
+from . import track
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +34,54 @@ class SubmitReport:
 
     planned: int = 0
     recovered: int = 0
+    #: jobs found unconfirmed on the backend (a client killed inside DIRAC's bulk transaction)
+    #: and confirmed now
+    confirmed: int = 0
     skipped_existing: int = 0
     already_submitted: int = 0
     submitted: list[tuple[str, int]] = field(default_factory=list)
 
 
-def recover_interrupted(store: Store, backend: Backend) -> list[str]:
-    """Adopt jobs a killed submission created on the backend; requeue the others.
+def recover_interrupted(store: Store, backend: Backend) -> tuple[list[str], int]:
+    """Finish what interrupted submissions left half-way; return the names of the jobs adopted
+    and how many jobs were confirmed.
 
-    Returns the names of the adopted jobs.
+    1. A job left ``Sending`` is looked up by name: the newest backend job not known from an
+       earlier attempt is adopted (others with its name are killed); a name the backend does
+       not know goes back to ``Planned``.
+    2. Jobs the backend holds unconfirmed (``Submitting``) are confirmed. DIRAC's parametric
+       submission is a transaction: ``JobManager.submitJob`` creates the jobs ``Submitting`` /
+       "Bulk transaction confirmation" and ``confirmBulkSubmission`` lets them run
+       (``JobManagerHandler``); a client killed between the two leaves jobs that never run.
+       They are confirmed, not removed and submitted again: the server has validated and
+       stored them with their sandbox, confirming is one call per thousand jobs, and a job
+       confirmed twice is still one job, so no kill can duplicate it.
+    3. A job DIRAC failed because it was never confirmed (its StalledJobAgent fails jobs left
+       ``Submitting`` for 300 s, keeping the minor status :data:`UNCONFIRMED`) never ran: it
+       goes back to ``Planned``, to be submitted again.
     """
-    pending = store.jobs(statuses=[JobStatus.SUBMITTING])
+    adopted = adopt_sent(store, backend)
+    held = store.jobs(statuses=[JobStatus.SUBMITTING])
+    candidates = {r.name for r in held} | set(adopted)
+    if not candidates:
+        return adopted, 0
+    track.update(store, backend, store.jobs(names=sorted(candidates)))
+    unconfirmed = store.jobs(statuses=[JobStatus.SUBMITTING], names=sorted(candidates))
+    if unconfirmed:
+        log.info("%d job(s) were created but never confirmed (an interrupted submission): "
+                 "confirming them", len(unconfirmed))
+        backend.confirm([r.backend_id for r in unconfirmed if r.backend_id is not None])
+        track.update(store, backend, unconfirmed)
+    never_run = [r.name for r in store.jobs(statuses=[JobStatus.FAILED], names=sorted(candidates))
+                 if r.minor_status == UNCONFIRMED]
+    store.mark_planned(never_run, "never confirmed: submitting again")
+    return adopted, len(unconfirmed)
+
+
+def adopt_sent(store: Store, backend: Backend) -> list[str]:
+    """Step 1 of :func:`recover_interrupted`: the jobs left ``Sending``, adopted or requeued;
+    returns the names of the adopted ones."""
+    pending = store.jobs(statuses=[JobStatus.SENDING])
     if not pending:
         return []
     names = [r.name for r in pending]
@@ -79,7 +119,8 @@ def submit(
     report = SubmitReport()
     report.planned, _ = store.add_planned(specs)
     wanted = {spec.name for spec in specs}
-    report.recovered = len(wanted.intersection(recover_interrupted(store, backend)))
+    adopted, report.confirmed = recover_interrupted(store, backend)
+    report.recovered = len(wanted.intersection(adopted))
     todo = to_submit(store, specs)
     report.already_submitted = len(specs) - len(todo) - report.recovered
 
@@ -93,7 +134,7 @@ def submit(
 
     for chunk in chunked(todo, chunk_size):
         names = [r.name for r in chunk]
-        store.mark_submitting(names)
+        store.mark_sending(names)
         ids = backend.submit([r.spec for r in chunk])
         pairs = list(zip(names, ids, strict=True))
         store.mark_submitted(backend.name, pairs)
