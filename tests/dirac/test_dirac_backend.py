@@ -344,6 +344,24 @@ def test_non_transient_failure_raises_at_once_with_diracs_message(backend: Dirac
     assert backend.round_trips - before == 1  # not retried
 
 
+def test_home_survives_a_registry_look_up_failure_that_dirac_cached(
+        backend: DiracBackend, dirac_box: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry failed once (seen under load): getProxyInfo then answers OK without a
+    username, and DIRAC caches the failed look-up of the DN for 5 minutes."""
+    from DIRAC import gConfig
+    from DIRAC.ConfigurationSystem.Client.Helpers.Registry import getUsernameForDN
+    from DIRAC.Core.Security.ProxyInfo import getProxyInfo
+
+    backend.ready()
+    with monkeypatch.context() as patch:
+        patch.setattr(gConfig, "getSections", lambda *a, **k: {"OK": False, "Message": "down"})
+        getUsernameForDN.cache_clear()
+        assert "username" not in getProxyInfo()["Value"]
+    assert "username" not in getProxyInfo()["Value"]  # the failure is cached
+
+    assert backend.home() == dirac_box.home
+
+
 def test_job_input_data_of_an_unknown_job_raises_backend_error(backend: DiracBackend) -> None:
     # DIRAC's own Dirac.getJobJDL raises TypeError there (os.path.exists([]))
     with pytest.raises(BackendError):

@@ -204,17 +204,24 @@ class DiracBackend(Backend):
 
     # --- identity -----------------------------------------------------------------------------
     def home(self) -> str:
-        """``/<vo>/user/<u>/<username>`` of the proxy's DIRAC user. ``getProxyInfo`` answers OK
-        without a username when its look-up in the configuration's registry fails (seen on a
-        loaded box): it is asked again, a bounded number of times."""
+        """``/<vo>/user/<u>/<username>`` of the proxy's DIRAC user.
+
+        ``getProxyInfo`` answers OK without a username when the look-up of the proxy's DN in
+        the configuration's registry fails (seen now and then in the tests' long-lived
+        processes), and DIRAC caches that failure for 5 minutes: the cache is cleared and the
+        question asked again, a bounded number of times."""
         self.ready()
-        from DIRAC.ConfigurationSystem.Client.Helpers.Registry import getVOForGroup
+        from DIRAC.ConfigurationSystem.Client.Helpers.Registry import (
+            getUsernameForDN,
+            getVOForGroup,
+        )
         from DIRAC.Core.Security.ProxyInfo import getProxyInfo
 
         for attempt in range(self.retries + 1):
             info = self.call("proxy", getProxyInfo)
             if "username" in info:
                 break
+            getUsernameForDN.cache_clear()
             time.sleep(self.backoff * 2 ** attempt)
         else:
             raise BackendError(f"the proxy's identity {info.get('identity', '?')!r} is not a "
