@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..atomic import write_atomic, write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
 from ..models import BOOKKEEPING_STATES, RESUBMITTABLE_STATES, JobStatus, RemoteFile
 from ..paths import merged_file_name, output_prefix, validate_lfn
+from ..settings import environment
 from ..software import default_payload_env, example_configs
 from ..store import JobRecord, Store
 from ..workflow import collect, submit, track, upload
@@ -141,9 +143,7 @@ def dataset_register(args: argparse.Namespace) -> int:
             upload.upload_file(backend, path, lfn, args.se, report)
             lfns.append(lfn)
             advance(1)
-    partial = args.list.with_name(args.list.name + ".part")
-    partial.write_text("".join(f"{lfn}\n" for lfn in lfns))
-    partial.replace(args.list)
+    write_lines(args.list, lfns)
     console.print(f"{len(report.uploaded)} registered, {len(report.unchanged)} already there; "
                   f"list: {args.list}", markup=False)
     return 0
@@ -329,9 +329,7 @@ def jobs_input_lfns(args: argparse.Namespace) -> int:
     lfns = [lfn for lfn in backend.job_input_data(args.job_id) if "/estimators/" not in lfn]
     text = "".join(f"{lfn}\n" for lfn in lfns)
     if args.output_file:
-        partial = args.output_file.with_name(args.output_file.name + ".part")
-        partial.write_text(text)
-        partial.replace(args.output_file)
+        write_atomic(args.output_file, text)
         console.print(f"{len(lfns)} LFN(s) written to {args.output_file}", markup=False)
     else:
         print(text, end="")
@@ -577,9 +575,7 @@ def files_filter_replicas(args: argparse.Namespace) -> int:
     lfns = read_list(args.input_list)
     found = backend.metadata(lfns)
     kept = [lfn for lfn in lfns if lfn in found and args.se in found[lfn].replicas]
-    partial = args.outfile.with_name(args.outfile.name + ".part")
-    partial.write_text("".join(f"{lfn}\n" for lfn in kept))
-    partial.replace(args.outfile)
+    write_lines(args.outfile, kept)
     console.print(f"{len(kept)} of {len(lfns)} LFN(s) have a replica on {args.se}: "
                   f"{args.outfile}", markup=False)
     return 0
@@ -595,7 +591,7 @@ def demo(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     backend = None
-    if args.backend == "dirac":
+    if (args.backend or environment().backend) == "dirac":
         from ..backends.dirac import DiracBackend, Environment
 
         env = payload_env(args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +25,7 @@ from .. import __version__
 from ..backends.base import Backend
 from ..config import GridConfig, SoftwareSection
 from ..exceptions import InputError, Interrupted, PipelineError
+from ..settings import environment
 from ..software import default_payload_env
 
 console = Console(stderr=False, highlight=False)
@@ -66,18 +66,9 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
         return 1
 
 
-def default_local_root() -> Path:
-    """Where the local backend keeps its catalog, storage and jobs by default."""
-    if "PGI_LOCAL_ROOT" in os.environ:
-        return Path(os.environ["PGI_LOCAL_ROOT"])
-    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return data / "protopipe-grid-interface" / "local-grid"
-
-
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend")
-    group.add_argument("--backend", choices=BACKENDS, default=os.environ.get("PGI_BACKEND",
-                                                                              "local"),
+    group.add_argument("--backend", choices=BACKENDS, default=None,
                        help="where jobs run and files live (default: local, or $PGI_BACKEND)")
     group.add_argument("--local-root", type=Path, default=None,
                        help="local backend folder (default: $PGI_LOCAL_ROOT or "
@@ -88,23 +79,21 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Backend:
     """The backend chosen on the command line, set up from the analysis' grid.yaml if any."""
-    name = getattr(args, "backend", "local")
+    settings = environment()
+    name = getattr(args, "backend", None) or settings.backend
     software = grid.Software if grid is not None else SoftwareSection()
     if name == "dirac":
         from ..backends.dirac import DiracBackend, Environment
 
-        if software.worker_env:
-            environment = Environment("venv", software.worker_env)
-        else:
-            environment = Environment("conda", software.conda_setup, software.conda_env)
-        admin = os.environ.get("PGI_ADMIN_PROXY")
-        return DiracBackend(environment, ses=grid.GRID.upload_sites if grid else (),
-                            admin_proxy=Path(admin) if admin else None)
+        payload = (Environment("venv", software.worker_env) if software.worker_env
+                   else Environment("conda", software.conda_setup, software.conda_env))
+        return DiracBackend(payload, ses=grid.GRID.upload_sites if grid else (),
+                            admin_proxy=settings.admin_proxy)
     from ..backends.local import LocalBackend
 
     env = getattr(args, "payload_env", None) or (Path(software.local_env) if software.local_env
                                                  else default_payload_env())
-    root = getattr(args, "local_root", None) or default_local_root()
+    root = getattr(args, "local_root", None) or settings.local_grid
     return LocalBackend(root, payload_env=env)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..atomic import write_lines
 from ..backends.base import Backend
 from ..exceptions import ConfigError, DataError, InputError
 from ..models import (
@@ -169,13 +170,6 @@ def check_ses(backend: Backend, ses: Sequence[str], option: str) -> list[str]:
             raise InputError(f"{option} {se}: unknown storage element on the {backend.name} "
                              "backend", f"known: {', '.join(known)}")
     return list(dict.fromkeys(ses))
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> None:
-    """Write a list file whole or not at all."""
-    partial = path.with_name(path.name + ".part")
-    partial.write_text("".join(f"{line}\n" for line in lines))
-    partial.replace(path)
 
 
 @contextmanager

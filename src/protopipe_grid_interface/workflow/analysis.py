@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..config import AnalysisConfig, GridConfig, load_analysis, load_grid
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
@@ -105,9 +106,7 @@ class Analysis:
                 lines[number] = f'{indent}{key}: "{path}"\n'
                 changed = True
         if changed:
-            partial = self.tree.grid_config.with_name("grid.yaml.part")
-            partial.write_text("".join(lines))
-            partial.replace(self.tree.grid_config)
+            write_atomic(self.tree.grid_config, "".join(lines))
             self.grid = load_grid(self.tree.grid_config)
         return changed
 

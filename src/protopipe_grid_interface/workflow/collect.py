@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import stat
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     BrokenExecutor,
@@ -29,11 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..atomic import partial_path
 from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
 from ..exceptions import DataError, PipelineError
 from ..models import Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
+from ..retry import attempts
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -76,27 +77,22 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
     """
     if is_intact(target, remote):
         return False
-    partial = target.with_name(target.name + ".part")
-    problem = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
-        try:
-            checksum = backend.get_file(remote.lfn, partial, remote)
-        except PipelineError as exc:
-            problem = str(exc)
-            continue
-        size = partial.stat().st_size
-        if size != remote.size:
-            problem = f"size {size}, catalog says {remote.size}"
-        elif not same_checksum(checksum or adler32(partial), remote.checksum):
-            problem = f"adler32 mismatch (catalog says {remote.checksum})"
-        else:
-            partial.replace(target)
-            return True
-        log.warning("%s: %s (attempt %d)", remote.lfn, problem, attempt + 1)
-    partial.unlink(missing_ok=True)
-    raise DataError(f"{remote.lfn}: {problem}")
+    partial = partial_path(target)
+    try:
+        for attempt in attempts(PipelineError, retries + 1, backoff, remote.lfn):
+            with attempt:
+                checksum = backend.get_file(remote.lfn, partial, remote)
+                size = partial.stat().st_size
+                if size != remote.size:
+                    raise DataError(f"size {size}, catalog says {remote.size}")
+                if not same_checksum(checksum or adler32(partial), remote.checksum):
+                    raise DataError(f"adler32 mismatch (catalog says {remote.checksum})")
+                partial.replace(target)
+    except PipelineError as exc:
+        raise DataError(f"{remote.lfn}: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 #: how one file's download ended, and the problem if it failed

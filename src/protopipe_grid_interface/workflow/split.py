@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import write_lines
 from ..exceptions import InputError
 from ..models import Particle
 from ..paths import validate_lfn
@@ -150,16 +151,9 @@ def write_split(
         if not chunk:
             continue
         target = outdir / f"{stem}{suffix}.list"
-        write_whole(target, "".join(f"{lfn}\n" for lfn in chunk))
+        write_lines(target, chunk)
         if sites is not None:  # the chunk's replica sites go along with it
-            write_whole(replicas_file(target), "".join(
-                f"{lfn}\t{','.join(sites.get(lfn, ()))}\n" for lfn in chunk))
+            write_lines(replicas_file(target),
+                        [f"{lfn}\t{','.join(sites.get(lfn, ()))}" for lfn in chunk])
         written[target] = len(chunk)
     return written
-
-
-def write_whole(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` through ``target.part``: whole or not at all."""
-    partial = target.with_name(target.name + ".part")
-    partial.write_text(text)
-    partial.replace(target)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from ..atomic import write_atomic
 from ..config import AnalysisMetadata, describe_validation_error, load_metadata
 from ..exceptions import InputError
 from ..paths import STANDARD_TREE, AnalysisTree, create_paths
@@ -26,12 +27,6 @@ def fill(text: str, replacements: Mapping[str, str]) -> str:
     for old, new in replacements.items():
         text = text.replace(old, new)
     return os.path.expandvars(text)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def create_analysis(
