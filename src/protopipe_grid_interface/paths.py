@@ -60,6 +60,13 @@ OUTPUT_PREFIX = {
 
 MODEL_FOLDER = {"regressor": "energy_regressor", "classifier": "gamma_hadron_classifier"}
 
+#: what ``protopipe-SPLIT_DATASET`` appends to a list's name for each stage
+SPLIT_SUFFIX = {
+    Stage.TRAINING_ENERGY: "_TRAINING_ENERGY",
+    Stage.TRAINING_CLASSIFICATION: "_TRAINING_CLASSIFICATION",
+    Stage.DL2: "_PERFORMANCE",
+}
+
 
 def validate_lfn(lfn: str, where: str = "") -> str:
     """Return ``lfn`` if it is an absolute LFN made of safe characters; raise InputError if not.
@@ -167,3 +174,8 @@ def output_prefix(stage: Stage) -> str:
 def model_file_name(model_type: str, camera: str, method: str) -> str:
     """``regressor_LSTCam_RandomForestRegressor.pkl.gz`` and the like (protopipe's naming)."""
     return f"{model_type}_{camera}_{method}.pkl.gz"
+
+
+def split_list_name(stem: str, stage: Stage) -> str:
+    """``gamma_TRAINING_ENERGY.list``: the name of a stage's list split from ``gamma.list``."""
+    return f"{stem}{SPLIT_SUFFIX[stage]}.list"

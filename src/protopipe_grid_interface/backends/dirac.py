@@ -619,11 +619,8 @@ def submission_groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:
 
 def job_entry(spec: JobSpec) -> dict[str, object]:
     """What ``run_job.py`` needs of a job: its steps, its output, what to clean up after."""
-    intermediate = [step[step.index("--outfile") + 1] for step in spec.steps
-                    if "--outfile" in step and step[step.index("--outfile") + 1] !=
-                    spec.output_file]
     return {"steps": [list(step) for step in spec.steps], "output_file": spec.output_file,
             # DIRAC uploads the local file named like the output LFN
             "upload_name": Path(spec.output_lfn).name,
             "cleanup": [Path(lfn).name for lfn in (*spec.input_lfns, *spec.input_data)]
-            + intermediate}
+            + list(spec.intermediate_files)}

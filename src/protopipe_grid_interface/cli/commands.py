@@ -16,14 +16,14 @@ from .. import __version__
 from ..atomic import write_atomic, write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
-from ..models import BOOKKEEPING_STATES, RESUBMITTABLE_STATES, JobStatus, RemoteFile
+from ..models import BOOKKEEPING_STATES, RESUBMITTABLE_STATES, JobStatus, Particle, RemoteFile
 from ..paths import merged_file_name, output_prefix, validate_lfn
 from ..settings import environment
 from ..software import default_payload_env, example_configs
 from ..store import JobRecord, Store
 from ..workflow import collect, submit, track, upload
 from ..workflow.analysis import Analysis, stage_particles
-from ..workflow.split import check_fractions, read_list, write_split
+from ..workflow.split import SplitInput, read_list
 from ..workflow.tree import create_analysis
 from . import render
 from .common import confirm, console, errors, make_backend, no_progress, progress_bar
@@ -73,31 +73,13 @@ def analysis_create(args: argparse.Namespace) -> int:
 
 # --- dataset -----------------------------------------------------------------------------------
 def dataset_split(args: argparse.Namespace) -> int:
-    from ..models import Particle, Stage
-
-    analysis = Analysis.open(args.metadata)
-    given = [(Particle.GAMMA, args.gammas, args.split_gammas, "--split-gammas"),
-             (Particle.PROTON, args.protons, args.split_protons, "--split-protons"),
-             (Particle.ELECTRON, args.electrons, args.split_electrons, "--split-electrons")]
-    if not any(path for _, path, _, _ in given):
+    inputs = [SplitInput(p, getattr(args, f"{p.value}s"), getattr(args, f"split_{p.value}s"),
+                         f"--split-{p.value}s") for p in Particle if getattr(args, f"{p.value}s")]
+    if not inputs:
         raise InputError("no list given", "use --gammas, --protons and/or --electrons")
-    for particle, path, fractions, option in given:
-        if path:
-            check_fractions(particle, fractions, option)
-            read_list(path)
-    stage_of = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
-                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
-                "_PERFORMANCE": Stage.DL2}
-    for particle, path, fractions, _ in given:
-        if not path:
-            continue
-        written = write_split(path, particle, fractions, analysis.tree.simtel_lists, args.seed)
-        for target, count in written.items():
-            suffix = "_" + target.stem.rsplit("_", 2)[-2] + "_" + target.stem.rsplit("_", 1)[-1]
-            stage = stage_of.get(suffix) or stage_of["_PERFORMANCE"]
-            filled = analysis.set_list_file(stage, particle, target)
-            note = " (set in grid.yaml)" if filled else ""
-            console.print(f"{target}: {count} file(s){note}", markup=False, soft_wrap=True)
+    for line in render.split_lines(Analysis.open(args.metadata).split(inputs, args.seed,
+                                                                       args.overwrite)):
+        console.print(line, markup=False, soft_wrap=True)
     return 0
 
 

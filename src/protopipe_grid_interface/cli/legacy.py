@@ -53,7 +53,8 @@ from ..models import (
 from ..paths import STAGE_PARTICLES, AnalysisTree, create_paths, validate_lfn
 from ..software import check_payload_env, default_payload_env, example_configs
 from ..workflow import collect, submit, track, upload
-from ..workflow.split import check_fractions, read_list, split_list
+from ..workflow.split import SplitInput, read_list, split_files
+from . import render
 from .common import (
     ArgumentParser,
     add_backend_options,
@@ -89,9 +90,6 @@ MODEL_NAMES = {
     "regressor": ("RandomForestRegressor", "AdaBoostRegressor"),
     "classifier": ("RandomForestClassifier",),
 }
-SPLIT_LABELS = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
-                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
-                "_PERFORMANCE": Stage.DL2}
 #: states a user may select jobs by (ours, Planned and Sending, never exist on a backend)
 SELECTABLE_STATES = tuple(s.value for s in JobStatus if s not in BOOKKEEPING_STATES)
 
@@ -331,38 +329,15 @@ def run_split_dataset(args: argparse.Namespace) -> int:
     if not any(path for _, path, _, _ in given):
         raise InputError("no list given",
                          "use --input_gammas, --input_protons and/or --input_electrons")
-    analysis = Analysis.open(Path(args.metadata)) if args.metadata else None
-    outdir = analysis.tree.simtel_lists if analysis else Path(args.output_path)
-
-    # everything is checked before anything is written
-    planned: dict[Path, tuple[Particle, str, list[str]]] = {}
-    for particle, path, fractions, label in given:
-        if not path:
-            continue
-        check_fractions(particle, fractions, f"--split_{label}")
-        lfns = read_list(Path(path), require_lfn=analysis is not None)
-        stem = Path(path).name.split(".list")[0]
-        for suffix, chunk in split_list(lfns, particle, fractions, args.seed).items():
-            if not chunk:
-                continue
-            target = outdir / f"{stem}{suffix}.list"
-            if target in planned:
-                raise InputError(f"{target}: two input lists would be split into this file",
-                                 "give the list files different names")
-            if (target.exists() and not args.overwrite
-                    and target.read_text() != "".join(f"{x}\n" for x in chunk)):
-                raise InputError(f"{target} already exists with a different content",
-                                 "use --overwrite to replace it")
-            planned[target] = (particle, suffix, chunk)
-
-    outdir.mkdir(parents=True, exist_ok=True)
-    for target, (particle, suffix, chunk) in planned.items():
-        write_lines(target, chunk)
-        note = ""
-        if analysis is not None and analysis.set_list_file(SPLIT_LABELS[suffix], particle,
-                                                           target):
-            note = " (set in grid.yaml)"
-        say(f"{target}: {len(chunk)} file(s){note}")
+    inputs = [SplitInput(particle, Path(path), fractions, f"--split_{label}")
+              for particle, path, fractions, label in given if path]
+    if args.metadata:
+        results = Analysis.open(Path(args.metadata)).split(inputs, args.seed, args.overwrite)
+    else:
+        results = [(stage_list, False) for stage_list in split_files(
+            inputs, Path(args.output_path), args.seed, args.overwrite, require_lfn=False)]
+    for line in render.split_lines(results):
+        say(line)
     return 0
 
 

@@ -80,6 +80,8 @@ def build_parser() -> ArgumentParser:
                        default=[int(x) for x in default.split()],
                        help=f"percentages (default: {default})")
     p.add_argument("--seed", type=int, default=None, help="shuffle first, with this seed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace stage lists that exist with a different content")
     p.set_defaults(func=commands.dataset_split)
     p = dataset.add_parser("dump", help="write the LFNs of a catalog folder or metadata query "
                            "to a list file (with replica sites beside it)")

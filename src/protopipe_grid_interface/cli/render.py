@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..models import JobSpec, JobStatus
 from ..store import JobRecord
+from ..workflow.split import StageList
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
 from ..workflow.verify import FileCheck, Verdict, VerifyReport
 from .common import console
@@ -54,6 +55,12 @@ def status_table(records: Sequence[JobRecord]) -> None:
         row = [counts.get((stage, particle, state), 0) for state in states]
         table.add_row(stage, particle, *[str(n) if n else "" for n in row], str(sum(row)))
     console.print(table)
+
+
+def split_lines(results: Sequence[tuple[StageList, bool]]) -> list[str]:
+    """One line per list a split wrote: its path, its size, whether grid.yaml names it."""
+    return [f"{stage_list.path}: {len(stage_list.lfns)} file(s)"
+            + (" (set in grid.yaml)" if named else "") for stage_list, named in results]
 
 
 def status_line(records: Sequence[JobRecord]) -> str:

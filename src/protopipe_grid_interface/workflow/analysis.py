@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_atomic
-from ..config import AnalysisConfig, GridConfig, load_analysis, load_grid
+from ..config import AnalysisConfig, GridConfig, load_analysis, load_grid, set_yaml_values
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
 from ..paths import STAGE_PARTICLES, AnalysisTree
 from ..store import Store
 from .plan import PlanSettings, plan_jobs
-from .split import read_list, read_replicas
+from .split import SplitInput, StageList, read_list, read_replicas, split_files
 from .tree import open_tree
 
 LIST_SECTIONS = {
@@ -87,28 +85,29 @@ class Analysis:
         if particle not in STAGE_PARTICLES[stage]:
             raise InputError(f"particle {particle.value!r} has no {stage.value} stage")
         value = str(getattr(getattr(self.grid, section), key))
-        if not value or value.endswith(PLACEHOLDER):
+        if is_unset(value):
             raise ConfigError(f"{self.tree.grid_config}: {section}.{key} is not set",
                               "run `protopipe-grid dataset split` or edit grid.yaml")
         return Path(value)
 
     def set_list_file(self, stage: Stage, particle: Particle, path: Path) -> bool:
-        """Fill a still-placeholder list entry of grid.yaml (comments kept); True if changed."""
+        """Fill a list entry of grid.yaml still empty or a placeholder (comments kept);
+        True if it changed."""
         section, key = LIST_SECTIONS[stage], f"{particle.value}_list"
-        lines = self.tree.grid_config.read_text().splitlines(keepends=True)
-        current = None
-        changed = False
-        for number, line in enumerate(lines):
-            if re.match(r"^\S.*:\s*$", line):
-                current = line.split(":")[0].strip()
-            elif current == section and re.match(rf"^\s+{key}\s*:", line) and PLACEHOLDER in line:
-                indent = line[: len(line) - len(line.lstrip())]
-                lines[number] = f'{indent}{key}: "{path}"\n'
-                changed = True
-        if changed:
-            write_atomic(self.tree.grid_config, "".join(lines))
-            self.grid = load_grid(self.tree.grid_config)
-        return changed
+        if not is_unset(getattr(getattr(self.grid, section), key)):
+            return False
+        set_yaml_values(self.tree.grid_config, {(section, key): str(path)})
+        self.grid = load_grid(self.tree.grid_config)
+        return True
+
+    def split(self, inputs: Sequence[SplitInput], seed: int | None = None,
+              overwrite: bool = False) -> list[tuple[StageList, bool]]:
+        """Split list files into ``data/simtel/`` (every input and existing list checked
+        first: see :func:`~.split.plan_split`) and name each new list in grid.yaml where its
+        entry is still unset; return each list with whether grid.yaml now names it."""
+        lists = split_files(inputs, self.tree.simtel_lists, seed, overwrite)
+        return [(stage_list, self.set_list_file(stage_list.stage, stage_list.particle,
+                                                stage_list.path)) for stage_list in lists]
 
     def method(self, model_type: str) -> str | None:
         """The model class analysis.yaml names for ``regressor`` or ``classifier`` (or None)."""
@@ -154,6 +153,12 @@ class Analysis:
         return plan_jobs(stage, particle, read_list(path),
                          self.settings(stage, particle, output_se, **overrides),
                          sites=read_replicas(path))
+
+
+def is_unset(value: object) -> bool:
+    """True for a list entry of grid.yaml that names no list yet (empty, or the template's
+    placeholder)."""
+    return not value or str(value).endswith(PLACEHOLDER)
 
 
 def stage_particles(stage: Stage, particles: list[Particle] | None) -> list[Particle]:

@@ -13,23 +13,21 @@ runs real protopipe on real files; the enlarged tables are a demo aid, not physi
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..backends.base import Backend
 from ..backends.local import LocalBackend
+from ..config import set_yaml_values
 from ..exceptions import InputError
 from ..models import JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
 from . import collect, local_steps, submit, track, upload
 from .analysis import Analysis
-from .split import write_split
+from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
 
 Say = Callable[[str], None]
@@ -41,7 +39,7 @@ FILE_NAME = "{particle}_20deg_0deg_run{run}___cta-prod3-demo_desert-2150m-Parana
 FILES = {Particle.GAMMA: 5, Particle.PROTON: 5, Particle.ELECTRON: 2}
 FIRST_RUN = {Particle.GAMMA: 101, Particle.PROTON: 201, Particle.ELECTRON: 301}
 FILES_PER_JOB = 2
-ANALYSIS_FILL = {
+ANALYSIS_FILL: dict[str, object] = {
     "production": "Prod3b",
     "site": "south",
     "array": list(range(1, 29)),  # LSTs and MSTs of this Paranal file (no ASTRI: it crashes)
@@ -69,23 +67,17 @@ class DemoResult:
 def fill_configs(analysis_dir: Path, ses: list[str], worker_env: str) -> None:
     """Fill what protopipe's templates leave to the user, for the demo's Paranal file."""
     configs = analysis_dir / "configs"
-    config = yaml.safe_load((configs / "analysis.yaml").read_text())
-    config["General"].update(ANALYSIS_FILL)
-    (configs / "analysis.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    set_yaml_values(configs / "analysis.yaml",
+                    {("General", key): value for key, value in ANALYSIS_FILL.items()})
     for name in ("RandomForestRegressor.yaml", "RandomForestClassifier.yaml"):
-        model = yaml.safe_load((configs / name).read_text())
-        model["General"]["cam_id_list"] = ANALYSIS_FILL["cam_id_list"]
-        (configs / name).write_text(yaml.safe_dump(model, sort_keys=False))
-    grid = (configs / "grid.yaml").read_text()
-    grid = grid.replace("n_file_per_job: 10", f"n_file_per_job: {FILES_PER_JOB}")
-    grid = grid.replace('upload_sites: ["CC-IN2P3-USER", "DESY-ZN-USER", "CNAF-USER", '
-                        '"CEA-USER"]', f"upload_sites: {json.dumps(ses)}")
-    grid = grid.replace('worker_env: ""', f"worker_env: {json.dumps(worker_env)}")
-    grid = grid.replace('banned_sites: ["LCG.CPPM.fr"]', "banned_sites: []")
-    (configs / "grid.yaml").write_text(grid)
+        set_yaml_values(configs / name,
+                        {("General", "cam_id_list"): ANALYSIS_FILL["cam_id_list"]})
+    set_yaml_values(configs / "grid.yaml", {
+        ("GRID", "n_file_per_job"): FILES_PER_JOB, ("GRID", "upload_sites"): ses,
+        ("GRID", "banned_sites"): [], ("Software", "worker_env"): worker_env})
     # the demo's files reuse each shower 10 times, for every particle
-    performance = (configs / "performance.yaml").read_text()
-    (configs / "performance.yaml").write_text(performance.replace("num_use: 20", "num_use: 10"))
+    set_yaml_values(configs / "performance.yaml", {
+        ("particle_information", particle.value, "num_use"): 10 for particle in Particle})
 
 
 def register_production(backend: Backend, ses: list[str], source: Path, lists: Path,
@@ -193,21 +185,10 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     analysis = Analysis.open(analyses / NAME)
     lists = register_production(backend, ses, source, analysis.tree.simtel_lists, say)
 
-    stage_lists = {}
-    for particle, fractions in ((Particle.GAMMA, (10, 10, 80)), (Particle.PROTON, (40, 60)),
-                                (Particle.ELECTRON, (100,))):
-        written = write_split(lists[particle], particle, fractions, analysis.tree.simtel_lists)
-        stage_lists[particle] = written
-        say(f"split {lists[particle].name}: " + ", ".join(
-            f"{path.name} ({n})" for path, n in written.items()))
-    suffixes = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
-                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
-                "_PERFORMANCE": Stage.DL2}
-    for particle, written in stage_lists.items():
-        for path in written:
-            for suffix, stage in suffixes.items():
-                if path.stem.endswith(suffix):
-                    analysis.set_list_file(stage, particle, path)
+    split = analysis.split([SplitInput(particle, lists[particle], DEFAULT_FRACTIONS[particle])
+                            for particle in Particle], overwrite=True)
+    say("split: " + ", ".join(f"{stage_list.path.name} ({len(stage_list.lfns)})"
+                              for stage_list, _ in split))
 
     mode = analysis.grid.General.mode
     tree = analysis.tree
