@@ -17,7 +17,7 @@ from ..atomic import write_atomic, write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
 from ..models import BOOKKEEPING_STATES, RESUBMITTABLE_STATES, JobStatus, Particle, RemoteFile
-from ..paths import merged_file_name, output_prefix, validate_lfn
+from ..paths import merged_file_name, validate_lfn
 from ..settings import environment
 from ..software import default_payload_env, example_configs
 from ..store import JobRecord, Store
@@ -26,7 +26,16 @@ from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.split import SplitInput, read_list
 from ..workflow.tree import create_analysis
 from . import render
-from .common import confirm, console, errors, make_backend, no_progress, progress_bar
+from .common import (
+    confirm,
+    console,
+    errors,
+    make_backend,
+    no_progress,
+    print_lines,
+    progress_bar,
+    tracker,
+)
 
 
 @dataclass
@@ -319,51 +328,26 @@ def jobs_input_lfns(args: argparse.Namespace) -> int:
 
 
 # --- data --------------------------------------------------------------------------------------
-def download_stage(s: Session, stage: object, particles: list, workers: int,  # type: ignore[type-arg]
-                   dry_run: bool = False) -> int:
-    missing = 0
-    with collect.Downloader(s.backend, workers) as downloader:
-        for particle in particles:
-            remote = collect.stage_outputs(s.backend, s.analysis.tree, stage, particle)  # type: ignore[arg-type]
-            outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
-            if dry_run:
-                for f in remote:
-                    console.print(f"{f.lfn} -> {outdir / Path(f.lfn).name} ({f.size} B)",
-                                  markup=False)
-                continue
-            with progress_bar(f"downloading {particle.value}", len(remote)) as advance:
-                report = downloader.download(remote, outdir, s.store,
-                                             progress=lambda f: advance(1))
-            console.print(f"{particle.value}: {len(report.fetched)} fetched, "
-                          f"{len(report.present)} already present, {len(report.failed)} "
-                          f"failed -> {outdir}", markup=False)
-            for lfn, problem in report.failed.items():
-                console.print(f"  FAILED {lfn}: {problem}", markup=False, soft_wrap=True)
-            missing += len(report.failed)
-    return missing
-
-
-def merge_stage(s: Session, stage: object, particles: list, overwrite: bool) -> None:  # type: ignore[type-arg]
-    mode = s.analysis.grid.General.mode
-    for particle in particles:
-        outdir = s.analysis.tree.data_dir(stage, particle)  # type: ignore[arg-type]
-        pattern = f"{output_prefix(stage)}_{particle.value}_{mode}_*.h5"  # type: ignore[arg-type]
-        inputs = sorted(outdir.glob(pattern))
-        target = outdir / merged_file_name(stage, particle, mode)  # type: ignore[arg-type]
-        merged, showers = collect.merge(inputs, target, overwrite)
-        console.print(f"{target}: {merged} file(s) merged, {showers} simulated showers",
-                      markup=False)
-
-
 def data_download(args: argparse.Namespace) -> int:
     particles = stage_particles(args.stage, args.particle)
     with session(args) as s:
-        missing = download_stage(s, args.stage, particles, args.workers, args.dry_run)
-        if missing:
-            raise DataError(f"{missing} file(s) could not be downloaded",
+        tree, mode = s.analysis.tree, s.analysis.grid.General.mode
+        if args.dry_run:
+            for particle in particles:
+                outdir = tree.data_dir(args.stage, particle)
+                for f in collect.stage_outputs(s.store, s.backend, tree, args.stage, particle,
+                                               mode):
+                    console.print(f"{f.lfn} -> {outdir / Path(f.lfn).name} ({f.size} B)",
+                                  markup=False, soft_wrap=True)
+            return 0
+        with tracker() as progress:
+            reports = collect.collect(s.store, s.backend, tree, mode, args.stage, particles,
+                                      args.workers, not args.no_merge, args.overwrite, progress)
+        print_lines(render.collect_lines(reports))
+        failed = sum(len(report.download.failed) for report in reports)
+        if failed:
+            raise DataError(f"{failed} file(s) could not be downloaded",
                             "run the same command again to retry")
-        if not args.no_merge and not args.dry_run:
-            merge_stage(s, args.stage, particles, args.overwrite)
     return 0
 
 
@@ -408,7 +392,8 @@ def data_verify(args: argparse.Namespace) -> int:
         with session(args) as s:
             mode = s.analysis.grid.General.mode
             for particle in particles:
-                check(collect.stage_outputs(s.backend, s.analysis.tree, args.stage, particle),
+                check(collect.stage_outputs(s.store, s.backend, s.analysis.tree, args.stage,
+                                            particle, mode),
                       s.analysis.tree.data_dir(args.stage, particle),
                       s.analysis.tree.lfn_data_dir(args.stage, particle), particle.value,
                       (merged_file_name(args.stage, particle, mode),))
@@ -440,7 +425,9 @@ def data_verify(args: argparse.Namespace) -> int:
 def data_merge(args: argparse.Namespace) -> int:
     particles = stage_particles(args.stage, args.particle)
     with session(args, with_backend=False) as s:
-        merge_stage(s, args.stage, particles, args.overwrite)
+        print_lines(render.merge_lines(collect.merge_particles(
+            s.store, s.analysis.tree, s.analysis.grid.General.mode, args.stage, particles,
+            args.overwrite)))
     return 0
 
 

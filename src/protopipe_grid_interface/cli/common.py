@@ -27,6 +27,7 @@ from ..config import GridConfig, SoftwareSection
 from ..exceptions import InputError, Interrupted, PipelineError
 from ..settings import environment
 from ..software import default_payload_env
+from ..workflow.collect import Tracker
 
 console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -97,6 +98,12 @@ def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Ba
     return LocalBackend(root, payload_env=env)
 
 
+def print_lines(lines: Sequence[str]) -> None:
+    """Plain lines on standard output, never wrapped (paths and LFNs stay whole)."""
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
 def confirm(question: str, assume_yes: bool) -> bool:
     """Ask before destroying anything; ``--yes`` answers for the user; no terminal means no."""
     if assume_yes:
@@ -116,16 +123,28 @@ def no_progress() -> Iterator[Callable[[int], None]]:
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
-    if not console.is_terminal or total == 0:
-        yield lambda n: None
+def tracker() -> Iterator[Tracker]:
+    """Rich progress bars on a terminal, one per task the work starts; silence elsewhere.
+    Yields ``start(what, total)``, which returns ``advance(n)``."""
+    if not console.is_terminal:
+        yield lambda what, total: lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                  transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+                  transient=False) as bars:
+
+        def start(what: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(what, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield start
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """One rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
+    with tracker() as start:
+        yield start(description, total) if total else lambda n: None
 
 
 def version_text(verbose: bool) -> str:

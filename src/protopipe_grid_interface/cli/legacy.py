@@ -25,9 +25,7 @@ local backend as well as on DIRAC.
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
-import os
 import posixpath
 import re
 import sys
@@ -65,6 +63,7 @@ from .common import (
     positive_int,
     progress_bar,
     run,
+    tracker,
 )
 
 if TYPE_CHECKING:  # heavy modules (pydantic, rich tables) are imported when a command needs them
@@ -577,7 +576,6 @@ def legacy_particles(stage: Stage, names: Sequence[str], option: str, value: str
 
 
 def run_download_and_merge(args: argparse.Namespace) -> int:
-    from . import commands
 
     stage = DATA_TYPES[args.data_type]
     particles = legacy_particles(stage, args.particle_types, "--particle_types",
@@ -590,19 +588,25 @@ def run_download_and_merge(args: argparse.Namespace) -> int:
     if args.disable_download and args.disable_merge:
         say("nothing to do: both download and merge are disabled")
         return 0
-    backend = None
-    if not args.disable_download:
+    mode, failed = analysis.grid.General.mode, 0
+    if args.disable_download:
+        with recorded(analysis) as store:
+            lines = render.merge_lines(collect.merge_particles(
+                store, analysis.tree, mode, stage, particles, args.overwrite))
+    else:
         backend = make_backend(args, analysis.grid)
         analysis = analysis.with_home(backend.home)
-    with recorded(analysis) as store:
-        session = commands.Session(analysis, store, backend)  # type: ignore[arg-type]
-        if backend is not None:
-            missing = commands.download_stage(session, stage, particles, args.n_jobs)
-            if missing:
-                raise DataError(f"{missing} file(s) could not be downloaded",
-                                "run the same command again to retry")
-        if not args.disable_merge:
-            commands.merge_stage(session, stage, particles, args.overwrite)
+        with recorded(analysis) as store, tracker() as progress:
+            reports = collect.collect(store, backend, analysis.tree, mode, stage, particles,
+                                      args.n_jobs, not args.disable_merge, args.overwrite,
+                                      progress)
+        lines = render.collect_lines(reports)
+        failed = sum(len(report.download.failed) for report in reports)
+    for line in lines:
+        say(line)
+    if failed:
+        raise DataError(f"{failed} file(s) could not be downloaded",
+                        "run the same command again to retry")
     return 0
 
 
@@ -630,15 +634,9 @@ def run_merge_files(args: argparse.Namespace) -> int:
     if not indir.is_dir():
         raise InputError(f"--indir {indir}: folder not found")
     log_to_file(args.log_file, append=False)
-    outfile = Path(args.outfile)
-    pattern = os.path.join(glob.escape(str(indir)), f"{args.template_file_name}*.h5")
-    inputs = sorted(Path(p) for p in glob.glob(pattern)
-                    if Path(p).resolve() != outfile.resolve())
-    if not inputs:
-        raise InputError(f"{indir}/{args.template_file_name}*.h5: no file to merge",
-                         "check --indir and --template_file_name")
-    merged, showers = collect.merge(inputs, outfile, args.overwrite)
-    say(f"{outfile}: {merged} of {len(inputs)} file(s) merged, {showers} simulated showers")
+    for line in render.merge_lines([collect.merge_folder(
+            indir, args.template_file_name, Path(args.outfile), args.overwrite)]):
+        say(line)
     return 0
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..models import JobSpec, JobStatus
 from ..store import JobRecord
+from ..workflow.collect import CollectReport, MergeResult
 from ..workflow.split import StageList
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
 from ..workflow.verify import FileCheck, Verdict, VerifyReport
@@ -55,6 +56,35 @@ def status_table(records: Sequence[JobRecord]) -> None:
         row = [counts.get((stage, particle, state), 0) for state in states]
         table.add_row(stage, particle, *[str(n) if n else "" for n in row], str(sum(row)))
     console.print(table)
+
+
+def collect_lines(reports: Sequence[CollectReport]) -> list[str]:
+    """Per particle: outputs, what was fetched, what failed, the merge."""
+    lines = []
+    for r in reports:
+        waiting = f"; {plural(r.unfinished, 'job')} not finished yet" if r.unfinished else ""
+        lines.append(f"{r.particle.value}: {len(r.download.fetched)} fetched, "
+                     f"{len(r.download.present)} already present, {len(r.download.failed)} "
+                     f"failed -> {r.outdir}{waiting}")
+        lines += [f"  FAILED {lfn}: {problem}" for lfn, problem in r.download.failed.items()]
+        lines += merge_lines([r.merged] if r.merged else [])
+    return lines
+
+
+def merge_lines(results: Sequence[MergeResult]) -> list[str]:
+    """Each merged file, its inputs and simulated showers, and what the merge noted."""
+    lines = []
+    for m in results:
+        done = "up to date" if m.up_to_date else "merged"
+        lines.append(f"{m.path}: {m.files} of {m.inputs} file(s) {done}, {m.showers} simulated "
+                     "showers")
+        lines += [f"  note: {note}" for note in m.notes]
+    return lines
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def split_lines(results: Sequence[tuple[StageList, bool]]) -> list[str]:

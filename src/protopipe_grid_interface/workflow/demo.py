@@ -21,7 +21,7 @@ from pathlib import Path
 from ..backends.base import Backend
 from ..backends.local import LocalBackend
 from ..config import set_yaml_values
-from ..exceptions import InputError
+from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
@@ -120,18 +120,16 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
             raise InputError(f"{len(failed)} {stage.value} job(s) did not finish: "
                              f"{failed[0].name} {failed[0].status.value} "
                              f"({failed[0].application_status}) {tail}")
-        with collect.Downloader(backend) as downloader:
-            for particle in STAGE_PARTICLES[stage]:
-                remote = backend.list_directory(analysis.tree.lfn_data_dir(stage, particle))
-                outdir = analysis.tree.data_dir(stage, particle)
-                got = downloader.download(remote, outdir, store)
-                if got.failed:
-                    raise InputError(f"download failed: {next(iter(got.failed.values()))}")
-                target = outdir / merged_file_name(stage, particle, analysis.grid.General.mode)
-                inputs = sorted(p for p in got.files if p.name != target.name)
-                merged, showers = collect.merge(inputs, target, overwrite=True)
-                say(f"  {particle.value}: {len(got.fetched)} downloaded (adler32 verified), "
-                    f"{merged} merged -> {target.name} ({showers} showers)")
+        for collected in collect.collect(store, backend, analysis.tree,
+                                         analysis.grid.General.mode, stage,
+                                         STAGE_PARTICLES[stage], overwrite=True):
+            if collected.download.failed or collected.merged is None:
+                problems = list(collected.download.failed.values()) or ["nothing to merge"]
+                raise DataError(f"{stage.value} {collected.particle.value}: {problems[0]}")
+            merged = collected.merged
+            say(f"  {collected.particle.value}: {len(collected.download.fetched)} downloaded "
+                f"(adler32 verified), {merged.files} merged -> {merged.path.name} "
+                f"({merged.showers} showers)")
     finally:
         store.close()
 
