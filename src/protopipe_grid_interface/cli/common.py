@@ -74,11 +74,17 @@ def default_local_root() -> Path:
     return data / "protopipe-grid-interface" / "local-grid"
 
 
+def add_backend_choice(parser: argparse._ActionsContainer,
+                       what: str = "where jobs run and files live") -> None:
+    """``--backend``, whose default is ``$PGI_BACKEND``, else local."""
+    parser.add_argument("--backend", choices=BACKENDS,
+                        default=os.environ.get("PGI_BACKEND", "local"),
+                        help=f"{what} (default: local, or $PGI_BACKEND)")
+
+
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend")
-    group.add_argument("--backend", choices=BACKENDS, default=os.environ.get("PGI_BACKEND",
-                                                                              "local"),
-                       help="where jobs run and files live (default: local, or $PGI_BACKEND)")
+    add_backend_choice(group)
     group.add_argument("--local-root", type=Path, default=None,
                        help="local backend folder (default: $PGI_LOCAL_ROOT or "
                             "~/.local/share/protopipe-grid-interface/local-grid)")
