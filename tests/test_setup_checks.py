@@ -2,8 +2,9 @@
 missing or wrong, real RFC 3820 proxies signed by a user certificate of a throw-away CA (valid,
 nearly expired, expired, not yet valid, with and without DIRAC group and VOMS attributes),
 ``dirac.cfg`` files with one, two, unreachable (a closed local port) and reachable (a listening
-socket on 127.0.0.1) configuration servers, and payload environments. Each case asserts the exact
-verdict. No network beyond 127.0.0.1.
+socket on 127.0.0.1) configuration servers, and payload environments; and the local backend,
+which needs none of the grid set-up (its rows are SKIP). Each case asserts the exact verdict. No
+network beyond 127.0.0.1. The proxies come from ``proxies.py``.
 """
 
 from __future__ import annotations
@@ -59,21 +60,22 @@ def fake_payload_env(root: Path, version: str = "0.0.0") -> Path:
     return root
 
 
-@pytest.fixture
-def listener() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections."""
+def listening() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections, while the generator runs."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         yield server.getsockname()[1]
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    yield from listening()
 
 
 @pytest.fixture
 def listener2() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server.getsockname()[1]
+    yield from listening()
 
 
 @pytest.fixture
