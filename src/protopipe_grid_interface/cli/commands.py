@@ -160,7 +160,7 @@ def jobs_submit(args: argparse.Namespace) -> int:
         render.plan_table(specs, backend.name)
         return 0
     if backend.name == "dirac" and not args.force:
-        from ..doctor import check_proxy_for
+        from ..setup.proxy import check_proxy_for
 
         check_proxy_for(submission_hours(len(specs)))
     with session(args) as s:

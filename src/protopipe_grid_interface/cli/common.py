@@ -67,10 +67,21 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
         return 1
 
 
+def add_backend_choice(parser: argparse._ActionsContainer,
+                       what: str = "where jobs run and files live") -> None:
+    """``--backend``; without it, ``$PGI_BACKEND``, else local (see :func:`backend_name`)."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help=f"{what} (default: $PGI_BACKEND, else local)")
+
+
+def backend_name(args: argparse.Namespace) -> str:
+    """The backend a command uses: ``--backend``, else ``$PGI_BACKEND``, else local."""
+    return getattr(args, "backend", None) or environment().backend
+
+
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend")
-    group.add_argument("--backend", choices=BACKENDS, default=None,
-                       help="where jobs run and files live (default: local, or $PGI_BACKEND)")
+    add_backend_choice(group)
     group.add_argument("--local-root", type=Path, default=None,
                        help="local backend folder (default: $PGI_LOCAL_ROOT or "
                             "~/.local/share/protopipe-grid-interface/local-grid)")
@@ -81,7 +92,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Backend:
     """The backend chosen on the command line, set up from the analysis' grid.yaml if any."""
     settings = environment()
-    name = getattr(args, "backend", None) or settings.backend
+    name = backend_name(args)
     software = grid.Software if grid is not None else SoftwareSection()
     if name == "dirac":
         from ..backends.dirac import DiracBackend, Environment
