@@ -1,20 +1,17 @@
 """The fake backend: catalog, storage elements and jobs in memory, jobs run on threads.
 
 For fast workflow tests, as httpx's ``MockTransport`` is for HTTP: no daemon, no database, no
-file outside one temporary folder. It reports what the local backend reports (DIRAC's
-statuses, minor and application statuses, a job history), with two things only a fake offers:
+file outside one temporary folder (``root``). Jobs go through the statuses, minor and
+application statuses the local backend reports, at most ``max_parallel`` at once, each on a
+worker thread in ``root/<id>/work`` with its log in ``root/<id>/std.out``. Only a fake offers:
 
-- ``programs`` maps a program name to a callable ``(args, work folder) -> exit code``: a step
-  whose ``step[0]`` is such a name runs in-process, so a test can stand in for protopipe
-  without starting a process; any other step runs as a subprocess (``python`` is
-  ``sys.executable``) in the job's scratch folder, its output appended to the job's log;
-- ``hold=True`` keeps jobs ``Waiting`` (confirmed or rescheduled) until
-  :meth:`FakeBackend.release`.
+- ``programs``: a step whose ``step[0]`` is one of its names runs in-process, as the callable
+  ``(args, work folder) -> exit code``, so a test stands in for protopipe without a process;
+  other steps run as subprocesses (``python`` is ``sys.executable``);
+- ``hold=True`` keeps jobs ``Waiting`` (confirmed or rescheduled) until ``release()``.
 
-At most ``max_parallel`` jobs run at once, each on a worker thread of this process in
-``root/<id>/work``, with its log in ``root/<id>/std.out``. :meth:`FakeBackend.close` (or
-leaving its ``with`` block) kills the jobs still active, terminates their subprocesses and
-joins the workers; a running in-process program is waited for.
+``close()`` (or leaving its ``with`` block) kills the active jobs, terminating their
+subprocesses, and joins the workers (an in-process program is waited for).
 """
 
 from __future__ import annotations
@@ -33,9 +30,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 
-from ..checksums import adler32_bytes, same_checksum
+from ..checksums import adler32_bytes
 from ..exceptions import BackendError, DataError, PipelineError
 from ..models import UNCONFIRMED, JobSpec, JobState, JobStatus, RemoteFile
 from ..paths import validate_lfn
@@ -60,17 +56,12 @@ class FakeJob:
     spec: JobSpec
     state: JobState
     submitted: str
+    #: its scratch folder ``work`` and its log ``std.out``
+    folder: Path
     history: list[HistoryEntry] = field(default_factory=list)
     #: incremented each time the job is matched: a run may only change the job in its own run
     run: int = 0
     process: subprocess.Popen[bytes] | None = None
-
-
-def terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to a step's process group (each step runs in a session of its own)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
 
 
 class FakeBackend(Backend):
@@ -100,7 +91,6 @@ class FakeBackend(Backend):
         self.storage: dict[str, dict[str, bytes]] = {se: {} for se in self.ses}
         self.jobs: dict[int, FakeJob] = {}
         self.ids = itertools.count(1)
-        self.held: list[int] = []
         self.queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self.workers: list[threading.Thread] = []
         self.closed = False
@@ -108,18 +98,14 @@ class FakeBackend(Backend):
     def __enter__(self) -> FakeBackend:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
-        """Kill the active jobs, terminate every step still running, join the workers."""
+        """Kill the active jobs (their steps are terminated), join the workers."""
         with self.lock:
             self.closed = True
             self.kill(list(self.jobs))
-            for job in self.jobs.values():
-                if job.process is not None:
-                    terminate(job.process)
             for _ in self.workers:
                 self.queue.put(None)
         for worker in self.workers:
@@ -166,26 +152,20 @@ class FakeBackend(Backend):
             return [i for i in ids if i in self.jobs
                     and self.move(self.jobs[i], status, minor, only_from=only_from)]
 
-    def schedule(self, ids: Sequence[int]) -> None:
-        """Hold the jobs just made ``Waiting`` (with ``hold``), or :meth:`start` them."""
-        with self.lock:
-            if self.hold:
-                self.held += ids
-            else:
-                self.start(ids)
-
     def release(self, ids: Sequence[int] | None = None) -> None:
-        """Let held jobs run: those of ``ids``, or all of them."""
+        """Let the jobs ``hold`` keeps ``Waiting`` run: those of ``ids``, or all of them."""
         with self.lock:
-            chosen = list(self.held if ids is None else [i for i in ids if i in self.held])
-            self.held = [i for i in self.held if i not in chosen]
-            self.start(chosen)
+            self.start([i for i in (self.jobs if ids is None else ids) if i in self.jobs
+                        and self.jobs[i].state.status == JobStatus.WAITING])
 
-    def start(self, ids: Sequence[int]) -> None:
-        """Hand jobs to the workers, starting the workers on first use."""
+    def start(self, ids: Sequence[int], unless_held: bool = False) -> None:
+        """Hand ``Waiting`` jobs to the workers (``unless_held`` by ``hold``), starting the
+        workers on first use; a worker skips a job no longer ``Waiting``."""
         with self.lock:
             if self.closed:
                 raise BackendError("the fake backend is closed")
+            if not ids or (unless_held and self.hold):
+                return
             for job_id in ids:
                 self.queue.put(job_id)
             while len(self.workers) < self.max_parallel:
@@ -203,12 +183,11 @@ class FakeBackend(Backend):
         with self.lock:
             for spec in specs:
                 job_id = next(self.ids)
-                job = FakeJob(spec, JobState(job_id, JobStatus.SUBMITTING), stamp)
+                job = FakeJob(spec, JobState(job_id, JobStatus.SUBMITTING), stamp,
+                              self.root / str(job_id))
                 self.move(job, JobStatus.SUBMITTING, UNCONFIRMED)
                 self.jobs[job_id] = job
                 ids.append(job_id)
-        if not ids:
-            return []
         try:
             self.confirm(ids)
         except Exception:
@@ -225,8 +204,7 @@ class FakeBackend(Backend):
                                       [JobStatus.SUBMITTING])
             for job_id in confirmed:
                 self.move(self.jobs[job_id], JobStatus.WAITING, "Pilot Agent Submission")
-            if confirmed:
-                self.schedule(confirmed)
+            self.start(confirmed, unless_held=True)
 
     def find_jobs(self, names: Sequence[str]) -> dict[str, list[int]]:
         wanted = set(names)
@@ -261,12 +239,17 @@ class FakeBackend(Backend):
         with self.lock:
             return {i: self.jobs[i].state for i in ids if i in self.jobs}
 
-    def kill(self, ids: Sequence[int]) -> None:
+    def stop(self, ids: Sequence[int], status: JobStatus, minor: str) -> None:
+        """Move the active jobs of ``ids`` to the final ``status``; terminate their steps."""
         with self.lock:
-            for job_id in self.move_all(ids, JobStatus.KILLED, "Marked for termination", ACTIVE):
+            for job_id in self.move_all(ids, status, minor, ACTIVE):
                 process = self.jobs[job_id].process
-                if process is not None:
-                    terminate(process)
+                if process is not None and process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):  # a session of its own
+                        os.killpg(process.pid, signal.SIGTERM)
+
+    def kill(self, ids: Sequence[int]) -> None:
+        self.stop(ids, JobStatus.KILLED, "Marked for termination")
 
     def delete(self, ids: Sequence[int]) -> None:
         with self.lock:
@@ -276,29 +259,25 @@ class FakeBackend(Backend):
 
     def reschedule(self, ids: Sequence[int]) -> None:
         with self.lock:
-            self.schedule(self.move_all(ids, JobStatus.WAITING, "Job Rescheduled", FINAL))
+            self.start(self.move_all(ids, JobStatus.WAITING, "Job Rescheduled", FINAL),
+                       unless_held=True)
 
     def set_failed(self, ids: Sequence[int], reason: str) -> None:
         with self.lock:
-            self.move_all(ids, JobStatus.FAILED, reason, ACTIVE)
+            self.stop(ids, JobStatus.FAILED, reason)
             still = [i for i, s in self.status(ids).items() if s.status != JobStatus.FAILED]
         if still:
             raise BackendError(f"jobs not set to Failed: {still}")
 
-    def job_dir(self, job_id: int) -> Path:
-        """The job's folder: its scratch folder ``work`` and its log ``std.out``."""
-        return self.root / str(job_id)
-
     def job_log(self, job_id: int) -> str:
-        self.job(job_id)
-        log = self.job_dir(job_id) / "std.out"
+        log = self.job(job_id).folder / "std.out"
         return log.read_text(errors="replace") if log.exists() else ""
 
     def job_input_data(self, job_id: int) -> list[str]:
         spec = self.job(job_id).spec
         return [*spec.input_lfns, *spec.input_data]
 
-    # --- running jobs -------------------------------------------------------------------------
+    # --- running jobs: what DIRAC's JobWrapper does -------------------------------------------
     def work(self) -> None:
         """A worker thread: run the jobs handed over until told to stop (``None``)."""
         while (job_id := self.queue.get()) is not None:
@@ -308,28 +287,24 @@ class FakeBackend(Backend):
                                  only_from=[JobStatus.WAITING]):
                     continue  # killed, deleted or forced while it waited
                 job.run += 1
-                run = job.run
                 job.state = replace(job.state, site=SITE)
-            log = self.job_dir(job_id) / "std.out"
+                run = job.run
             try:
-                self.run(job, run, log)
+                self.run(job, run)
             except Exception:  # a bug here must end the job, not the worker
-                self.fail(job, run, log, "Job stalled: worker died", "", traceback.format_exc())
+                self.fail(job, run, "Job stalled: worker died", "", traceback.format_exc())
 
-    def fail(self, job: FakeJob, run: int, log: Path, minor: str, application: str,
-             detail: str) -> None:
-        with open(log, "a") as stream:
-            stream.write(f"ERROR {minor}: {detail}\n")
+    def fail(self, job: FakeJob, run: int, minor: str, application: str, detail: str) -> None:
+        with open(job.folder / "std.out", "a") as log:
+            log.write(f"ERROR {minor}: {detail}\n")
         self.move(job, JobStatus.FAILED, minor, application, only_from=IN_FLIGHT, run=run)
 
-    def run(self, job: FakeJob, run: int, log: Path) -> None:
-        """What DIRAC's JobWrapper does: stage the inputs into a scratch folder, run the steps,
-        upload and register the output; every change only while the job is still this run."""
-        spec = job.spec
-        work = log.parent / "work"
-        shutil.rmtree(log.parent, ignore_errors=True)
+    def run(self, job: FakeJob, run: int) -> None:
+        """Stage the inputs into a fresh scratch folder, run the steps, register the output;
+        each change only while the job is still in this run, in the state it expects."""
+        spec, work = job.spec, job.folder / "work"
+        shutil.rmtree(job.folder, ignore_errors=True)
         work.mkdir(parents=True)
-        log.touch()
         if not self.move(job, JobStatus.RUNNING, "Input Data Resolution",
                          only_from=[JobStatus.MATCHED], run=run):
             return
@@ -339,64 +314,62 @@ class FakeBackend(Backend):
             for sandbox_file in spec.input_sandbox:
                 shutil.copy2(sandbox_file, work / Path(sandbox_file).name)
         except (PipelineError, OSError) as exc:
-            return self.fail(job, run, log, "Input Data Resolution", "", str(exc))
+            return self.fail(job, run, "Input Data Resolution", "", str(exc))
         for step in spec.steps:
             program = Path(step[0]).name
             if not self.move(job, JobStatus.RUNNING, "Application", f"{program} running",
                              only_from=[JobStatus.RUNNING], run=run):
                 return  # killed or forced to a final state meanwhile: stop here
-            with open(log, "a") as stream:
-                stream.write(f"=== {' '.join(step)}\n")
             try:
-                code = self.run_step(job, run, step, work, log)
+                code = self.run_step(job, run, step)
             except OSError as exc:
-                return self.fail(job, run, log, "Application Finished With Errors",
+                return self.fail(job, run, "Application Finished With Errors",
                                  f"{program} not found", str(exc))
             if code != 0:
-                return self.fail(job, run, log, "Application Finished With Errors",
+                return self.fail(job, run, "Application Finished With Errors",
                                  f"{program} Exited With Status {code}", f"exit code {code}")
         if not self.move(job, JobStatus.COMPLETING, "Uploading Output Data",
                          only_from=[JobStatus.RUNNING], run=run):
             return
         output = work / spec.output_file
         if not output.is_file():
-            return self.fail(job, run, log, "Application Finished With Errors",
+            return self.fail(job, run, "Application Finished With Errors",
                              "output file missing", str(output))
         data = output.read_bytes()
-        with self.lock:  # registered only if the job is still this run, Completing
-            if job.run != run or job.state.status != JobStatus.COMPLETING:
-                return
-            if spec.output_se not in self.ses:
-                return self.fail(job, run, log, "Uploading Job OutputData", "",
-                                 f"unknown storage element {spec.output_se!r}")
-            self.remove([spec.output_lfn])
-            self.register(spec.output_lfn, spec.output_se, data)
-            self.move(job, JobStatus.DONE, "Execution Complete", "Job Finished Successfully")
+        with self.lock:  # the output is registered only if nothing stopped the job meanwhile
+            if job.run == run and job.state.status == JobStatus.COMPLETING:
+                try:
+                    self.remove([spec.output_lfn])
+                    self.register(spec.output_lfn, spec.output_se, data)
+                except PipelineError as exc:
+                    return self.fail(job, run, "Uploading Job OutputData", "", str(exc))
+                self.move(job, JobStatus.DONE, "Execution Complete", "Job Finished Successfully")
 
-    def run_step(self, job: FakeJob, run: int, step: Sequence[str], work: Path,
-                 log: Path) -> int:
-        """Run one step: in-process if its program is in ``programs``, else as a subprocess
-        (terminated by a kill); return its exit code (1 for an in-process exception)."""
-        if step[0] in self.programs:
-            try:
-                return self.programs[step[0]](list(step[1:]), work)
-            except Exception:
-                with open(log, "a") as stream:
-                    stream.write(traceback.format_exc())
-                return 1
-        argv = [sys.executable if step[0] == "python" else step[0], *step[1:]]
-        with open(log, "ab") as stream, self.lock:
-            if job.run != run or job.state.status != JobStatus.RUNNING:
-                return 0  # killed meanwhile: start nothing, the next move stops the run
-            job.process = subprocess.Popen(  # noqa: S603 - argument list from the job spec
-                argv, cwd=work, stdout=stream, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-        process = job.process
+    def run_step(self, job: FakeJob, run: int, step: Sequence[str]) -> int:
+        """Run one step in the job's scratch folder, in-process if its program is one of
+        ``programs`` (an exception is exit code 1), else as a subprocess in a session of its
+        own, its output appended to the log; return its exit code."""
+        with open(job.folder / "std.out", "a") as log:
+            log.write(f"=== {' '.join(step)}\n")
+            if step[0] in self.programs:
+                try:
+                    return self.programs[step[0]](list(step[1:]), job.folder / "work")
+                except Exception:
+                    log.write(traceback.format_exc())
+                    return 1
+            log.flush()
+            with self.lock:
+                if job.run != run or job.state.status != JobStatus.RUNNING:
+                    return 0  # stopped meanwhile: start nothing, the next move ends the run
+                process = job.process = subprocess.Popen(  # noqa: S603 - the job's own step
+                    [sys.executable if step[0] == "python" else step[0], *step[1:]],
+                    cwd=job.folder / "work", stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             return process.wait()
         finally:
             with self.lock:
-                if job.process is process:
+                if job.process is process:  # not a later run's
                     job.process = None
 
     # --- files --------------------------------------------------------------------------------
@@ -413,6 +386,13 @@ class FakeBackend(Backend):
             self.storage[self.check_se(se)][lfn] = data
             entry = self.catalog[lfn] = RemoteFile(lfn, len(data), adler32_bytes(data), (se,))
             return entry
+
+    def stored(self, lfn: str) -> bytes:
+        """The bytes of ``lfn`` (all its replicas hold the same)."""
+        with self.lock:
+            if lfn not in self.catalog:
+                raise DataError(f"no such file in the catalog: {lfn}")
+            return self.storage[self.catalog[lfn].replicas[0]][lfn]
 
     def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
         prefix = validate_lfn(path).rstrip("/") + "/"
@@ -432,24 +412,13 @@ class FakeBackend(Backend):
 
     def get_file(self, lfn: str, destination: Path,
                  known: RemoteFile | None = None) -> str | None:
-        with self.lock:
-            meta = self.catalog.get(lfn)
-            replicas = {se: self.storage[se][lfn] for se in meta.replicas} if meta else {}
-        if meta is None:
-            raise DataError(f"no such file in the catalog: {lfn}")
-        errors = []
-        for se, data in replicas.items():
-            checksum = adler32_bytes(data)
-            if same_checksum(checksum, meta.checksum):
-                destination = Path(destination)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(data)
-                return checksum
-            errors.append(f"{se}: adler32 {checksum}, catalog says {meta.checksum}")
-        raise DataError(f"no intact replica of {lfn}", "; ".join(errors))
+        data = self.stored(lfn)
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(data)
+        return adler32_bytes(data)
 
     def put_file(self, path: Path, lfn: str, se: str) -> RemoteFile:
-        self.check_se(se)
         path = Path(path)
         if not path.is_file():
             raise DataError(f"local file not found: {path}")
@@ -457,17 +426,9 @@ class FakeBackend(Backend):
 
     def replicate(self, lfn: str, se: str) -> None:
         with self.lock:
-            self.check_se(se)
-            meta = self.catalog.get(lfn)
-            if meta is None:
-                raise DataError(f"no such file in the catalog: {lfn}")
-            if se in meta.replicas:
-                return
-            data = self.storage[meta.replicas[0]][lfn]
-            if adler32_bytes(data) != meta.checksum:
-                raise DataError(f"replica of {lfn} on {meta.replicas[0]} is corrupt")
-            self.storage[se][lfn] = data
-            self.catalog[lfn] = replace(meta, replicas=tuple(sorted((*meta.replicas, se))))
+            self.storage[self.check_se(se)][lfn] = self.stored(lfn)
+            self.catalog[lfn] = replace(self.catalog[lfn], replicas=tuple(
+                sorted(s for s in self.storage if lfn in self.storage[s])))
 
     def remove(self, lfns: Sequence[str]) -> None:
         with self.lock:
