@@ -14,6 +14,7 @@ from contract import BackendContract, wait_final, wait_status
 
 from protopipe_grid_interface.backends.fake import FakeBackend
 from protopipe_grid_interface.backends.local import LocalBackend
+from protopipe_grid_interface.exceptions import BackendError
 from protopipe_grid_interface.models import JobSpec, JobStatus
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow import collect, submit, track
@@ -187,6 +188,9 @@ def test_close_terminates_running_steps_and_workers(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # terminated and reaped
     assert not root.exists()  # the temporary folder it made itself is gone
+    with pytest.raises(BackendError, match="closed"):
+        backend.submit([spec("python", "-c", "pass")])
+    assert backend.find_jobs([f"fake_{n}" for n in range(3)]) == {"fake_0": [job_id]}
 
 
 def test_a_workflow_runs_end_to_end_without_a_process(

@@ -162,8 +162,7 @@ class FakeBackend(Backend):
         """Hand ``Waiting`` jobs to the workers (``unless_held`` by ``hold``), starting the
         workers on first use; a worker skips a job no longer ``Waiting``."""
         with self.lock:
-            if self.closed:
-                raise BackendError("the fake backend is closed")
+            self.check_open()
             if not ids or (unless_held and self.hold):
                 return
             for job_id in ids:
@@ -174,6 +173,10 @@ class FakeBackend(Backend):
                 worker.start()
                 self.workers.append(worker)
 
+    def check_open(self) -> None:
+        if self.closed:
+            raise BackendError("the fake backend is closed: it runs no more jobs")
+
     # --- jobs ---------------------------------------------------------------------------------
     def submit(self, specs: Sequence[JobSpec]) -> list[int]:
         """Create the jobs ``Submitting``, then confirm them (DIRAC's bulk transaction); a
@@ -181,6 +184,7 @@ class FakeBackend(Backend):
         stamp = now()
         ids: list[int] = []
         with self.lock:
+            self.check_open()
             for spec in specs:
                 job_id = next(self.ids)
                 job = FakeJob(spec, JobState(job_id, JobStatus.SUBMITTING), stamp,
