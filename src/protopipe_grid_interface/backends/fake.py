@@ -299,6 +299,7 @@ class FakeBackend(Backend):
                 self.fail(job, run, "Job stalled: worker died", "", traceback.format_exc())
 
     def fail(self, job: FakeJob, run: int, minor: str, application: str, detail: str) -> None:
+        """End the run ``Failed`` (unless it was stopped meanwhile), the reason in the log."""
         with open(job.folder / "std.out", "a") as log:
             log.write(f"ERROR {minor}: {detail}\n")
         self.move(job, JobStatus.FAILED, minor, application, only_from=IN_FLIGHT, run=run)
@@ -343,6 +344,7 @@ class FakeBackend(Backend):
         with self.lock:  # the output is registered only if nothing stopped the job meanwhile
             if job.run == run and job.state.status == JobStatus.COMPLETING:
                 try:
+                    self.check_se(spec.output_se)
                     self.remove([spec.output_lfn])
                     self.register(spec.output_lfn, spec.output_se, data)
                 except PipelineError as exc:
@@ -385,7 +387,7 @@ class FakeBackend(Backend):
     def register(self, lfn: str, se: str, data: bytes) -> RemoteFile:
         """Store ``data`` on ``se`` and catalog it as ``lfn``; refuse a registered LFN."""
         with self.lock:
-            if lfn in self.catalog:
+            if validate_lfn(lfn) in self.catalog:
                 raise BackendError(f"file already registered: {lfn}", "remove it first")
             self.storage[self.check_se(se)][lfn] = data
             entry = self.catalog[lfn] = RemoteFile(lfn, len(data), adler32_bytes(data), (se,))
@@ -426,7 +428,7 @@ class FakeBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise DataError(f"local file not found: {path}")
-        return self.register(validate_lfn(lfn), se, path.read_bytes())
+        return self.register(lfn, se, path.read_bytes())
 
     def replicate(self, lfn: str, se: str) -> None:
         with self.lock:
