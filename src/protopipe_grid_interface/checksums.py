@@ -61,6 +61,11 @@ def format_adler32(value: int) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
 
 
+def adler32_bytes(data: bytes | bytearray | memoryview) -> str:
+    """The adler32 checksum of bytes in memory, formatted like :func:`adler32`."""
+    return format_adler32(_adler32(data, 1))
+
+
 def adler32(path: Path) -> str:
     """The adler32 checksum of a file, formatted like the DIRAC File Catalog does."""
     value = 1
