@@ -98,7 +98,9 @@ class GridConfig(Section):
 
 
 class AnalysisMetadata(Section):
-    """``analysis_metadata.yaml``, with the original's keys (spaces included)."""
+    """``analysis_metadata.yaml``, with the original's keys (spaces included), and where the
+    analysis runs: its backend and, for the local one, its folder (recorded when the analysis
+    is created or first used; absent from analyses made by the original tool)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -107,10 +109,13 @@ class AnalysisMetadata(Section):
     grid_is_dirac: bool = Field(False, alias="GRID is DIRAC")
     grid_home: str = Field("", alias="Home directory on the GRID")
     path_from_home: str = Field("", alias="analysis directory on the GRID from home")
+    backend: Literal["local", "dirac"] | None = None
+    local_root: str = Field("", alias="local backend folder")
 
     def dump(self) -> dict[str, object]:
-        """The mapping written to ``analysis_metadata.yaml``."""
-        return self.model_dump(by_alias=True)
+        """The mapping written to ``analysis_metadata.yaml`` (unset new keys left out)."""
+        unset = {name for name in ("backend", "local_root") if not getattr(self, name)}
+        return self.model_dump(by_alias=True, exclude=unset)
 
 
 class AnalysisGeneral(BaseModel):

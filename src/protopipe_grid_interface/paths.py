@@ -68,6 +68,12 @@ SPLIT_SUFFIX = {
 }
 
 
+def analyses_directory(output_path: Path) -> Path:
+    """``<output_path>/shared_folder/analyses``: where ``protopipe-CREATE_ANALYSIS`` puts
+    analyses (``shared_folder/productions`` beside it)."""
+    return Path(output_path) / "shared_folder" / "analyses"
+
+
 def validate_lfn(lfn: str, where: str = "") -> str:
     """Return ``lfn`` if it is an absolute LFN made of safe characters; raise InputError if not.
 

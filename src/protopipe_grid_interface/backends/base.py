@@ -24,6 +24,9 @@ class Backend(ABC):
     #: parallel work (downloads) runs in worker processes, each with its own copy of the
     #: backend: such a backend must pickle before it connected and connect lazily
     thread_safe: bool = True
+    #: the folder this backend keeps its catalog, storage and jobs in on this machine (the
+    #: local backend), None for a remote one
+    root: Path | None = None
 
     # --- identity -----------------------------------------------------------------------------
     @abstractmethod

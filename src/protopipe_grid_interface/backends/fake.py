@@ -68,6 +68,7 @@ class FakeBackend(Backend):
     """Everything in memory, jobs on threads; see the module docstring."""
 
     name = "fake"
+    root: Path
     thread_safe = True
 
     def __init__(

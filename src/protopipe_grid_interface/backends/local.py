@@ -96,6 +96,7 @@ class LocalBackend(Backend):
     """Jobs as local processes, files in a local catalog; see the module docstring."""
 
     name = "local"
+    root: Path
 
     def __init__(
         self,
@@ -297,6 +298,24 @@ class LocalBackend(Backend):
                 db.execute("INSERT INTO job_history VALUES (?, ?, ?, ?, ?)",
                            (job_id, status.value, minor, application, stamp))
         return changed
+
+    # --- the queue runner's view ------------------------------------------------------------
+    def job_pids(self, statuses: Sequence[JobStatus]) -> list[tuple[int, int | None]]:
+        """(id, wrapper process id) of the jobs in ``statuses``."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.execute(f"SELECT id, pid FROM jobs WHERE status IN ({marks})",  # noqa: S608
+                               [s.value for s in statuses])
+        return [(int(job_id), pid) for job_id, pid in rows]
+
+    def waiting_jobs(self, limit: int) -> list[int]:
+        """The ``limit`` oldest Waiting jobs."""
+        rows = self.db.execute("SELECT id FROM jobs WHERE status = 'Waiting' ORDER BY id "
+                               "LIMIT ?", (limit,))
+        return [int(job_id) for (job_id,) in rows]
+
+    def set_process(self, job_id: int, pid: int) -> None:
+        """Record the process running a job (its wrapper), at this backend's site."""
+        self.db.execute("UPDATE jobs SET pid = ?, site = ? WHERE id = ?", (pid, SITE, job_id))
 
     def kill(self, ids: Sequence[int]) -> None:
         active = [s for s in self.status(ids).values() if not s.status.is_final]

@@ -8,8 +8,9 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -22,12 +23,16 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..backends import open_backend
 from ..backends.base import Backend
-from ..config import GridConfig, SoftwareSection
-from ..exceptions import InputError, Interrupted, PipelineError
+from ..exceptions import INTERRUPTED, InputError, PipelineError
 from ..settings import environment
 from ..software import default_payload_env
+from ..store import Store
 from ..workflow.collect import Tracker
+
+if TYPE_CHECKING:
+    from ..workflow.analysis import Analysis
 
 console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -54,7 +59,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print(f"{prog}: interrupted", markup=False)
-        return Interrupted.exit_code
+        return INTERRUPTED
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         errors.print(f"{prog}: error: {where}{exc.strerror or exc}", markup=False, soft_wrap=True)
@@ -89,24 +94,98 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="Python environment with protopipe, for the local backend")
 
 
-def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Backend:
-    """The backend chosen on the command line, set up from the analysis' grid.yaml if any."""
+def make_backend(args: argparse.Namespace, analysis: Analysis | None = None) -> Backend:
+    """The backend of the command: an analysis' own (see ``Analysis.use_backend``), else
+    ``--backend``, ``$PGI_BACKEND`` or local; the local one in ``--local-root``,
+    ``$PGI_LOCAL_ROOT`` or its default folder."""
     settings = environment()
-    name = backend_name(args)
-    software = grid.Software if grid is not None else SoftwareSection()
-    if name == "dirac":
-        from ..backends.dirac import DiracBackend, Environment
+    name, root = getattr(args, "backend", None), getattr(args, "local_root", None)
+    if analysis is not None:
+        name, root = analysis.backend_choice(name, root, settings.backend, settings.local_grid)
+    grid = analysis.grid if analysis is not None else None
+    return open_backend(name or settings.backend, root or settings.local_grid,
+                        grid.Software if grid else None, getattr(args, "payload_env", None),
+                        grid.GRID.upload_sites if grid else (), settings.admin_proxy)
 
-        payload = (Environment("venv", software.worker_env) if software.worker_env
-                   else Environment("conda", software.conda_setup, software.conda_env))
-        return DiracBackend(payload, ses=grid.GRID.upload_sites if grid else (),
-                            admin_proxy=settings.admin_proxy)
-    from ..backends.local import LocalBackend
 
-    env = getattr(args, "payload_env", None) or (Path(software.local_env) if software.local_env
-                                                 else default_payload_env())
-    root = getattr(args, "local_root", None) or settings.local_grid
-    return LocalBackend(root, payload_env=env)
+@dataclass
+class Session:
+    """An open analysis (its grid home known), its state database and its backend."""
+
+    analysis: Analysis
+    store: Store
+    backend: Backend
+
+
+@contextmanager
+def recorded(analysis: Analysis, backend: Backend | None = None) -> Iterator[Store]:
+    """The analysis' state database, with the command recorded in it (argv, version, the
+    configurations' hashes, then its exit code); a command that used ``backend`` and
+    succeeded records it as the analysis' backend, if none is yet."""
+    store = analysis.store()
+    command = store.start_command(sys.argv, __version__, analysis.config_hashes())
+    code = 1
+    try:
+        yield store
+        code = 0
+    finally:
+        store.finish_command(command, code)
+        store.close()
+    if backend is not None:
+        analysis.remember_backend(backend.name, backend.root)
+
+
+@contextmanager
+def session(args: argparse.Namespace) -> Iterator[Session]:
+    """The analysis of ``--metadata``, with its backend, its state database, the command
+    recorded."""
+    from ..workflow.analysis import Analysis
+
+    analysis = Analysis.open(args.metadata)
+    backend = make_backend(args, analysis)
+    analysis = analysis.with_home(backend.home)
+    with recorded(analysis, backend) as store:
+        yield Session(analysis, store, backend)
+
+
+def payload_env(args: argparse.Namespace, analysis: Analysis | None = None) -> Path:
+    """Where protopipe runs on this machine: ``--payload-env``, else grid.yaml's
+    ``Software.local_env``, else the installed payload environment."""
+    configured = analysis.grid.Software.local_env if analysis is not None else ""
+    return args.payload_env or (Path(configured) if configured else default_payload_env())
+
+
+def templates(env: Path | None) -> Path:
+    """protopipe's example configurations (the analysis templates) in ``env``."""
+    from ..software import check_payload_env, example_configs
+
+    return example_configs(check_payload_env(env or default_payload_env()))
+
+
+def remove_files(backend: Backend, path: str, yes: bool, dry_run: bool) -> int:
+    """Show the file ``path`` or the files of the folder ``path``, ask, remove them."""
+    from ..workflow.files import remote_files, remove
+
+    remote = remote_files(backend, path)
+    print_lines([f"{f.lfn} ({f.size} B, {','.join(f.replicas)})" for f in remote])
+    if dry_run:
+        return 0
+    if not confirm(f"remove these {len(remote)} file(s) and all their replicas?", yes):
+        return 1
+    remove(backend, remote)
+    print_lines([f"{len(remote)} file(s) removed"])
+    return 0
+
+
+def key_values(items: Sequence[str], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a mapping; anything else is a one-line error."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"{option} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
 
 
 def print_lines(lines: Sequence[str]) -> None:

@@ -63,9 +63,8 @@ def build_parser() -> ArgumentParser:
                    help="where shared_folder/ is (default: your home)")
     p.add_argument("--grid-home", default="", help="your LFN home, /vo.cta.in2p3.fr/user/x/xyz")
     p.add_argument("--path-from-home", default="", help="analyses folder below the grid home")
-    p.add_argument("--payload-env", type=Path, default=None,
-                   help="Python environment with protopipe (for its config templates)")
     p.add_argument("--overwrite", action="store_true", help="fill an existing analysis again")
+    add_backend_options(p)
     p.set_defaults(func=commands.analysis_create)
 
     # dataset ------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ from ..store import Download, MergeRecord, Store
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[RemoteFile], None]
+#: ``advance(n)``: n more units of work done (files, here)
+Progress = Callable[[int], None]
 #: ``tracker(what, total)`` starts showing the progress of a task; it returns ``advance(n)``,
 #: called as units are done
 Tracker = Callable[[str, int], Callable[[int], None]]
@@ -221,7 +222,7 @@ class Downloader:
             if len(manifest) >= MANIFEST_BATCH:
                 flush()
             if progress:
-                progress(remote)
+                progress(1)
         flush()
         return report
 
@@ -379,7 +380,7 @@ def collect_stage(
     if advance:
         advance(len(skip))
     download = downloader.download([f for f in outputs if f.lfn not in skip], outdir, store,
-                                   progress=(lambda remote: advance(1)) if advance else None)
+                                   progress=advance)
     download.present += [outdir / Path(lfn).name for lfn in sorted(skip)]
     unfinished = sum(not r.status.is_final for r in store.jobs(stage=stage, particle=particle))
     report = CollectReport(stage, particle, outdir, outputs, unfinished, download)

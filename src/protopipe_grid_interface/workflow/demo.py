@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import open_backend
 from ..backends.base import Backend
-from ..backends.local import LocalBackend
-from ..config import set_yaml_values
+from ..config import SoftwareSection, set_yaml_values
 from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
-from ..paths import STAGE_PARTICLES, merged_file_name
+from ..paths import STAGE_PARTICLES, analyses_directory, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
 from . import collect, local_steps, submit, track, upload
 from .analysis import Analysis
@@ -156,9 +156,10 @@ def build_and_upload(analysis: Analysis, backend: Backend, env: Path, ses: list[
 
 
 def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say,
-        backend: Backend | None = None) -> DemoResult:
-    """Run the whole demo in ``workdir`` (on ``backend``, by default a local backend inside
-    it); resumable: a second run reuses what is done."""
+        backend_name: str | None = None) -> DemoResult:
+    """Run the whole demo in ``workdir``, on a local backend inside it (or ``dirac``: a test
+    site whose workers are this machine, with the payload environment at the same path);
+    resumable: a second run reuses what is done."""
     env = check_payload_env(payload_env or default_payload_env())
     source = (data or default_demo_data()) / SOURCE_FILE
     if not source.is_file():
@@ -166,21 +167,22 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     workdir = workdir.resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
-    if backend is None:
-        backend = LocalBackend(workdir / "local-grid", payload_env=env)
+    local_root = workdir / "local-grid"
+    backend = open_backend(backend_name or "local", local_root,
+                           SoftwareSection(worker_env=str(env)), env)
     ses = backend.storage_elements()[:2]
     if fresh:  # the analysis' files on the backend go too (the production is kept)
         left = backend.list_directory(f"{backend.home()}/{NAME}", recursive=True)
         backend.remove([f.lfn for f in left])
         if left:
             say(f"removed {len(left)} file(s) of an earlier demo from the {backend.name} backend")
-    analyses = workdir / "shared_folder" / "analyses"
-    if not (analyses / NAME / "analysis_metadata.yaml").exists():
+    metadata = analyses_directory(workdir) / NAME / "analysis_metadata.yaml"
+    if not metadata.exists():
         tree = create_analysis(workdir, NAME, example_configs(env), grid_home=backend.home(),
-                               grid_is_dirac=backend.name == "dirac", overwrite=True)
+                               overwrite=True, backend=backend.name, local_root=local_root)
         fill_configs(tree.root, ses, str(env))
         say(f"analysis created: {tree.root} ({backend.name} backend)")
-    analysis = Analysis.open(analyses / NAME)
+    analysis = Analysis.open(metadata)
     lists = register_production(backend, ses, source, analysis.tree.simtel_lists, say)
 
     split = analysis.split([SplitInput(particle, lists[particle], DEFAULT_FRACTIONS[particle])
@@ -216,6 +218,6 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
                                        name="performance_demo")
     say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
     result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db}
-    if isinstance(backend, LocalBackend):
-        result.outputs["local grid"] = backend.root
+    if backend.name == "local":
+        result.outputs["local grid"] = local_root
     return result
