@@ -83,3 +83,27 @@ def test_a_config_file_that_is_not_text_is_named_in_one_line(tmp_path: Path) -> 
         read_yaml(path)
     with pytest.raises(InputError, match=r"grid\.yaml: not a text file"):
         set_yaml_values(path, {("GRID", "n_file_per_job"): 2})
+
+
+def test_the_directory_keys_of_grid_yaml_place_outputs_and_models_in_the_catalog(
+        tmp_path: Path) -> None:
+    from protopipe_grid_interface.models import Particle, Stage
+    from protopipe_grid_interface.workflow.analysis import Analysis
+    from protopipe_grid_interface.workflow.tree import create_analysis
+
+    tree = create_analysis(tmp_path, "ana", None, grid_home="/vo.cta.in2p3.fr/user/t/tester")
+    (tree.configs / "analysis.yaml").write_text("General:\n  config_name: ana\n")
+    default = Analysis.open(tree.metadata_file).tree
+    set_yaml_values(tree.grid_config, {("GRID", "dl2_dir"): "v2/DL2",
+                                       ("GRID", "model_dir"): "models"})
+
+    moved = Analysis.open(tree.metadata_file).tree
+
+    home = "/vo.cta.in2p3.fr/user/t/tester/ana"
+    assert default.lfn_data_dir(Stage.DL2, Particle.PROTON) == f"{home}/data/DL2/proton"
+    assert moved.lfn_data_dir(Stage.DL2, Particle.PROTON) == f"{home}/v2/DL2/proton"
+    assert moved.lfn_data_dir(Stage.TRAINING_ENERGY, Particle.GAMMA) == (
+        f"{home}/data/TRAINING/for_energy_estimation/gamma")
+    assert (default.lfn_estimators, moved.lfn_estimators) == (f"{home}/estimators",
+                                                              f"{home}/models")
+    assert moved.data_dir(Stage.DL2, Particle.PROTON) == tree.root / "data" / "DL2" / "proton"

@@ -40,10 +40,11 @@ STANDARD_TREE: dict[str, object] = {
     "estimators": ["energy_regressor", "gamma_hadron_classifier"],
 }
 
+#: each stage's outputs below the analysis, locally and (by default) in the catalog
 STAGE_DATA_DIR = {
-    Stage.TRAINING_ENERGY: "TRAINING/for_energy_estimation",
-    Stage.TRAINING_CLASSIFICATION: "TRAINING/for_particle_classification",
-    Stage.DL2: "DL2",
+    Stage.TRAINING_ENERGY: "data/TRAINING/for_energy_estimation",
+    Stage.TRAINING_CLASSIFICATION: "data/TRAINING/for_particle_classification",
+    Stage.DL2: "data/DL2",
 }
 
 STAGE_PARTICLES = {
@@ -109,12 +110,16 @@ def create_paths(tree: object, prefix: str = "") -> list[str]:
 
 @dataclass(frozen=True)
 class AnalysisTree:
-    """Local folders and LFNs of one analysis."""
+    """Local folders and LFNs of one analysis. ``lfn_dirs`` and ``lfn_models`` are the catalog
+    folders of the stages' outputs and of the models, below the analysis (grid.yaml's
+    ``GRID.training_dir_energy``, ``training_dir_classification``, ``dl2_dir``, ``model_dir``)."""
 
     analyses_directory: Path
     name: str
     grid_home: str = ""
     path_from_home: str = ""
+    lfn_dirs: tuple[tuple[Stage, str], ...] = tuple(STAGE_DATA_DIR.items())
+    lfn_models: str = "estimators"
 
     @property
     def root(self) -> Path:
@@ -145,7 +150,7 @@ class AnalysisTree:
         return self.root / "data" / "DL3"
 
     def data_dir(self, stage: Stage, particle: Particle) -> Path:
-        return self.root / "data" / STAGE_DATA_DIR[stage] / particle.value
+        return self.root / STAGE_DATA_DIR[stage] / particle.value
 
     def estimator_dir(self, model_type: str) -> Path:
         return self.root / "estimators" / MODEL_FOLDER[model_type]
@@ -160,11 +165,11 @@ class AnalysisTree:
         return posixpath.join(self.grid_home, self.path_from_home, self.name).rstrip("/")
 
     def lfn_data_dir(self, stage: Stage, particle: Particle) -> str:
-        return posixpath.join(self.lfn_root, "data", STAGE_DATA_DIR[stage], particle.value)
+        return posixpath.join(self.lfn_root, dict(self.lfn_dirs)[stage], particle.value)
 
     @property
     def lfn_estimators(self) -> str:
-        return posixpath.join(self.lfn_root, "estimators")
+        return posixpath.join(self.lfn_root, self.lfn_models)
 
 
 def merged_file_name(stage: Stage, particle: Particle, mode: str) -> str:

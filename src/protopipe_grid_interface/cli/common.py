@@ -34,8 +34,19 @@ from ..workflow.collect import Tracker
 if TYPE_CHECKING:
     from ..workflow.analysis import Analysis
 
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+#: width of output that is not a terminal (a pipe, a log): lines are never cut, and a table is
+#: as wide as its content, so paths and LFNs stay whole for grep and for people
+PIPE_WIDTH = 10_000
+
+
+def make_console(stderr: bool) -> Console:
+    """Rich output on a terminal; elsewhere the same text, never wrapped."""
+    terminal = Console(stderr=stderr).is_terminal
+    return Console(stderr=stderr, highlight=False, soft_wrap=True,
+                   width=None if terminal else PIPE_WIDTH)
+
+
+console, errors = make_console(stderr=False), make_console(stderr=True)
 
 BACKENDS = ("local", "dirac")
 
@@ -50,8 +61,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     """Call ``func``; turn every failure into one line on stderr and an exit code."""
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s" if debug
+                        else "%(levelname)s: %(message)s")
     try:
         return func(args)
     except PipelineError as exc:
@@ -207,12 +220,6 @@ def confirm(question: str, assume_yes: bool) -> bool:
 
 
 @contextmanager
-def no_progress() -> Iterator[Callable[[int], None]]:
-    """What ``progress_bar`` yields where nothing should be drawn (``--json`` output)."""
-    yield lambda n: None
-
-
-@contextmanager
 def tracker() -> Iterator[Tracker]:
     """Rich progress bars on a terminal, one per task the work starts; silence elsewhere.
     Yields ``start(what, total)``, which returns ``advance(n)``."""
@@ -228,13 +235,6 @@ def tracker() -> Iterator[Tracker]:
             return lambda n: bars.advance(task, n)
 
         yield start
-
-
-@contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """One rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
-    with tracker() as start:
-        yield start(description, total) if total else lambda n: None
 
 
 def version_text(verbose: bool) -> str:
@@ -276,11 +276,3 @@ def duration(value: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected a duration such as 90s, 30m or 24h, got {value!r}")
     return seconds
-
-
-def parse_choices(values: Sequence[str], choices: Sequence[str], option: str) -> list[str]:
-    for value in values:
-        if value not in choices:
-            raise InputError(f"{option}: invalid choice {value!r}",
-                             f"expected one of {', '.join(choices)}")
-    return list(values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,9 +52,14 @@ class Analysis:
             path = path / "analysis_metadata.yaml"
         tree = open_tree(path)
         grid = load_grid(tree.grid_config)
+        dirs = grid.GRID
+        tree = replace(tree, lfn_models=dirs.model_dir, lfn_dirs=(
+            (Stage.TRAINING_ENERGY, dirs.training_dir_energy),
+            (Stage.TRAINING_CLASSIFICATION, dirs.training_dir_classification),
+            (Stage.DL2, dirs.dl2_dir)))
         if grid.GRID.home_grid and not tree.grid_home:
-            tree = AnalysisTree(tree.analyses_directory, tree.name, grid.GRID.home_grid,
-                                tree.path_from_home or grid.GRID.outdir)
+            tree = replace(tree, grid_home=grid.GRID.home_grid,
+                           path_from_home=tree.path_from_home or grid.GRID.outdir)
         return cls(tree, grid, load_analysis(cls.config_path_of(tree, grid)))
 
     @classmethod
@@ -82,7 +87,7 @@ class Analysis:
                              "check --local_path and --analysis_name, or use --metadata")
         if not grid_home:
             return analysis
-        tree = AnalysisTree(analysis.tree.analyses_directory, name, grid_home, path_from_home)
+        tree = replace(analysis.tree, grid_home=grid_home, path_from_home=path_from_home)
         return cls(tree, analysis.grid, analysis.protopipe)
 
     @classmethod
@@ -118,8 +123,8 @@ class Analysis:
             return self
         if callable(home):
             home = home()
-        tree = AnalysisTree(self.tree.analyses_directory, self.tree.name, home,
-                            self.tree.path_from_home or self.grid.GRID.outdir)
+        tree = replace(self.tree, grid_home=home,
+                       path_from_home=self.tree.path_from_home or self.grid.GRID.outdir)
         return Analysis(tree, self.grid, self.protopipe)
 
     def backend_choice(self, asked: str | None, asked_root: Path | None, default: str,

@@ -109,7 +109,7 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
         specs = [spec for particle in STAGE_PARTICLES[stage]
                  for spec in analysis.plan(stage, particle, backend.storage_elements()[0])]
         report = submit.submit(store, backend, specs)
-        say(f"{stage.value}: {len(specs)} jobs planned, {len(report.submitted)} submitted, "
+        say(f"{stage.value}: {len(specs)} job(s) planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
             f"{report.already_submitted} already submitted")
         records = track.wait(store, backend, [s.name for s in specs], timeout=JOB_TIMEOUT,
