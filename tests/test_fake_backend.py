@@ -15,7 +15,7 @@ from contract import BackendContract, wait_final, wait_status
 from protopipe_grid_interface.backends.fake import FakeBackend
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.exceptions import BackendError
-from protopipe_grid_interface.models import JobSpec, JobStatus
+from protopipe_grid_interface.models import JobSelection, JobSpec, JobStatus
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow import collect, submit, track
 
@@ -109,7 +109,7 @@ def test_hold_keeps_jobs_waiting_until_released(
     with FakeBackend(tmp_path / "fake", programs={"prog": Recorder()}, hold=True) as backend:
         kept, killed, later = backend.submit([spec("prog"), spec("prog"), spec("prog")])
         time.sleep(0.2)
-        assert backend.select_jobs(status="Waiting") == [kept, killed, later]
+        assert backend.select_jobs(JobSelection(status="Waiting")) == [kept, killed, later]
         assert fake_threads() == []  # nothing was handed to a worker
         backend.kill([killed])
 

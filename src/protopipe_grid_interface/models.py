@@ -153,6 +153,24 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSelection:
+    """Jobs a backend selects by their attributes, like DIRAC's ``selectJobs``: every field
+    given must match (``date``: submitted that day, ``YYYY-MM-DD``)."""
+
+    status: str | None = None
+    minor_status: str | None = None
+    application_status: str | None = None
+    site: str | None = None
+    job_group: str | None = None
+    date: str | None = None
+    owner: str | None = None
+
+
+#: the selection of every job
+ANY_JOB = JobSelection()
+
+
+@dataclass(frozen=True, slots=True)
 class JobState:
     """What the backend says about one job."""
 

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 from .exceptions import InputError
-from .settings import environment
 
 #: protopipe release -> interface releases that drive it
 COMPATIBILITY = {
@@ -23,11 +22,15 @@ SUPPORTED = ("0.5.0",)
 
 def default_payload_env() -> Path:
     """The protopipe environment ``scripts/install-payload.sh`` makes."""
+    from .settings import environment
+
     return environment().payload_root / "protopipe-0.5.0"
 
 
 def default_demo_data() -> Path:
     """The real sim_telarray files ``scripts/install-payload.sh`` fetches for the demo."""
+    from .settings import environment
+
     return environment().payload_root / "data"
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import SoftwareSection
-from .base import Backend
+if TYPE_CHECKING:
+    from ..config import SoftwareSection
+    from .base import Backend
 
 
 def open_backend(name: str, local_root: Path, software: SoftwareSection | None = None,
@@ -17,6 +19,8 @@ def open_backend(name: str, local_root: Path, software: SoftwareSection | None =
     ``Software.local_env``, else the installed payload), or ``dirac`` (jobs activate
     ``Software.worker_env``, else its CVMFS conda environment; ``ses``: grid.yaml's
     ``GRID.upload_sites``)."""
+    from ..config import SoftwareSection
+
     software = software or SoftwareSection()
     if name == "dirac":
         from .dirac import DiracBackend, Environment

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..models import JobSpec, JobState, RemoteFile
+from ..models import ANY_JOB, JobSelection, JobSpec, JobState, RemoteFile
 
 
 class Backend(ABC):
@@ -57,18 +57,9 @@ class Backend(ABC):
         """Ids of the existing jobs with these names (used to recover an interrupted submit)."""
 
     @abstractmethod
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        """Ids of the jobs matching every condition given (``date``: submitted that day,
-        ``YYYY-MM-DD``), like DIRAC's ``selectJobs``."""
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        """Ids of the jobs matching every condition of ``selection``, like DIRAC's
+        ``selectJobs``."""
 
     @abstractmethod
     def status(self, ids: Sequence[int]) -> dict[int, JobState]:

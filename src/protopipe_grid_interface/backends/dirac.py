@@ -33,7 +33,7 @@ from typing import Any
 
 from ..exceptions import BackendError, DataError, TransientBackendError
 from ..iterutils import chunked
-from ..models import JobSpec, JobState, JobStatus, RemoteFile
+from ..models import ANY_JOB, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
 from ..retry import attempts
 from .base import Backend
 
@@ -412,19 +412,11 @@ class DiracBackend(Backend):
                                                info.get("Site", ""))
         return states
 
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        value = self.call("selectJobs", self.api.selectJobs, status=status,
-                          minorStatus=minor_status, applicationStatus=application_status,
-                          site=site, owner=owner, jobGroup=job_group, date=date,
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        s = selection
+        value = self.call("selectJobs", self.api.selectJobs, status=s.status,
+                          minorStatus=s.minor_status, applicationStatus=s.application_status,
+                          site=s.site, owner=s.owner, jobGroup=s.job_group, date=s.date,
                           printErrors=False)
         return sorted(int(i) for i in value or [])
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..checksums import adler32_bytes
 from ..exceptions import BackendError, DataError, PipelineError
-from ..models import UNCONFIRMED, JobSpec, JobState, JobStatus, RemoteFile
+from ..models import ANY_JOB, UNCONFIRMED, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
 from ..paths import validate_lfn
 from .base import Backend
 from .local import DEFAULT_SES, VO, now
@@ -220,25 +220,17 @@ class FakeBackend(Backend):
                     found.setdefault(job.spec.name, []).append(job_id)
         return found
 
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        if owner is not None and owner != self.user:
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        s = selection
+        if s.owner is not None and s.owner != self.user:
             return []
         with self.lock:
             return [job_id for job_id, job in self.jobs.items() if all(
                 wanted is None or wanted == value for wanted, value in (
-                    (status, job.state.status.value), (minor_status, job.state.minor_status),
-                    (application_status, job.state.application_status),
-                    (site, job.state.site), (job_group, job.spec.job_group),
-                    (date, job.submitted[:10])))]
+                    (s.status, job.state.status.value), (s.minor_status, job.state.minor_status),
+                    (s.application_status, job.state.application_status),
+                    (s.site, job.state.site), (s.job_group, job.spec.job_group),
+                    (s.date, job.submitted[:10])))]
 
     def status(self, ids: Sequence[int]) -> dict[int, JobState]:
         with self.lock:

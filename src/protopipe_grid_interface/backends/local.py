@@ -23,15 +23,16 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import sqlite
 from ..checksums import copy_atomic, copy_into, same_checksum
 from ..exceptions import BackendError, DataError
 from ..iterutils import chunked
-from ..models import UNCONFIRMED, JobSpec, JobState, JobStatus, RemoteFile
+from ..models import ANY_JOB, UNCONFIRMED, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
 from ..paths import validate_lfn
 from .base import Backend
 
@@ -83,10 +84,7 @@ def now() -> str:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the catalog database, shared safely by the CLI, the queue runner and the jobs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 60000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn = sqlite.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.executescript(SCHEMA)
     return conn
@@ -133,16 +131,9 @@ class LocalBackend(Backend):
         return conn
 
     # --- helpers ------------------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken before reading so concurrent writers queue up."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction on this thread's connection (see ``sqlite.transaction``)."""
+        return sqlite.transaction(self.db)
 
     def replica_path(self, lfn: str, se: str) -> Path:
         """Where the replica of ``lfn`` on ``se`` is stored."""
@@ -242,28 +233,18 @@ class LocalBackend(Backend):
                 found.setdefault(name, []).append(int(job_id))
         return found
 
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        if owner is not None and owner != self.user:
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        if selection.owner is not None and selection.owner != self.user:
             return []  # every local job belongs to the local user
         query, args = "SELECT id FROM jobs WHERE 1 = 1", []
-        for column, value in (("status", status), ("minor_status", minor_status),
-                              ("application_status", application_status), ("site", site),
-                              ("job_group", job_group)):
+        for column, value in (("status", selection.status),
+                              ("minor_status", selection.minor_status),
+                              ("application_status", selection.application_status),
+                              ("site", selection.site), ("job_group", selection.job_group),
+                              ("substr(submitted, 1, 10)", selection.date)):
             if value is not None:
                 query += f" AND {column} = ?"
                 args.append(value)
-        if date is not None:
-            query += " AND substr(submitted, 1, 10) = ?"
-            args.append(date)
         return [int(row[0]) for row in self.db.execute(query + " ORDER BY id", args)]
 
     def status(self, ids: Sequence[int]) -> dict[int, JobState]:

@@ -23,6 +23,7 @@ from .common import (
     confirm,
     console,
     errors,
+    get_files,
     key_values,
     make_backend,
     payload_env,
@@ -350,16 +351,7 @@ def files_put(args: argparse.Namespace) -> int:
 
 
 def files_get(args: argparse.Namespace) -> int:
-    backend = make_backend(args)
-    remote = files.remote_files(backend, args.path)
-    with tracker() as progress:
-        report = collect.download(backend, remote, args.outdir, workers=args.workers,
-                                  progress=progress("downloading", len(remote)))
-    print_lines([render.download_line(report)])
-    if report.failed:
-        raise DataError(f"{len(report.failed)} file(s) not downloaded: "
-                        f"{next(iter(report.failed))}")
-    return 0
+    return get_files(make_backend(args), args.path, args.outdir, args.workers)
 
 
 def files_remove(args: argparse.Namespace) -> int:

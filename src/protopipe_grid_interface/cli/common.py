@@ -25,14 +25,13 @@ from rich.progress import (
 from .. import __version__
 from ..backends import open_backend
 from ..backends.base import Backend
-from ..exceptions import INTERRUPTED, InputError, PipelineError
-from ..settings import environment
+from ..exceptions import INTERRUPTED, DataError, InputError, PipelineError
 from ..software import default_payload_env
-from ..store import Store
-from ..workflow.collect import Tracker
 
 if TYPE_CHECKING:
+    from ..store import Store
     from ..workflow.analysis import Analysis
+    from ..workflow.collect import Tracker
 
 #: width of output that is not a terminal (a pipe, a log): lines are never cut, and a table is
 #: as wide as its content, so paths and LFNs stay whole for grep and for people
@@ -94,6 +93,8 @@ def add_backend_choice(parser: argparse._ActionsContainer,
 
 def backend_name(args: argparse.Namespace) -> str:
     """The backend a command uses: ``--backend``, else ``$PGI_BACKEND``, else local."""
+    from ..settings import environment
+
     return getattr(args, "backend", None) or environment().backend
 
 
@@ -111,6 +112,8 @@ def make_backend(args: argparse.Namespace, analysis: Analysis | None = None) -> 
     """The backend of the command: an analysis' own (see ``Analysis.use_backend``), else
     ``--backend``, ``$PGI_BACKEND`` or local; the local one in ``--local-root``,
     ``$PGI_LOCAL_ROOT`` or its default folder."""
+    from ..settings import environment
+
     settings = environment()
     name, root = getattr(args, "backend", None), getattr(args, "local_root", None)
     if analysis is not None:
@@ -173,6 +176,23 @@ def templates(env: Path | None) -> Path:
     from ..software import check_payload_env, example_configs
 
     return example_configs(check_payload_env(env or default_payload_env()))
+
+
+def get_files(backend: Backend, path: str, outdir: Path, workers: int) -> int:
+    """Download the file ``path`` or the files of the folder ``path``, verified."""
+    from ..workflow.collect import download
+    from ..workflow.files import remote_files
+
+    remote = remote_files(backend, path)
+    with tracker() as progress:
+        report = download(backend, remote, outdir, workers=workers,
+                          progress=progress("downloading", len(remote)))
+    print_lines([f"{len(report.fetched)} fetched, {len(report.present)} already present, "
+                 f"{len(report.failed)} failed"])
+    if report.failed:
+        raise DataError(f"{len(report.failed)} file(s) not downloaded: "
+                        f"{next(iter(report.failed))}")
+    return 0
 
 
 def remove_files(backend: Backend, path: str, yes: bool, dry_run: bool) -> int:

@@ -46,6 +46,7 @@ from .common import (
     comma_list,
     confirm,
     console,
+    get_files,
     make_backend,
     positive_int,
     recorded,
@@ -486,16 +487,7 @@ def download_files_options(p: ArgumentParser) -> None:
 
 
 def run_download_files(args: argparse.Namespace) -> int:
-    backend = make_backend(args)
-    remote = files.remote_files(backend, args.indir)
-    with tracker() as progress:
-        report = collect.download(backend, remote, args.outdir, workers=args.n_jobs,
-                                  progress=progress("downloading", len(remote)))
-    say(render.download_line(report))
-    if report.failed:
-        raise DataError(f"{len(report.failed)} file(s) not downloaded: "
-                        f"{next(iter(report.failed))}")
-    return 0
+    return get_files(make_backend(args), args.indir, args.outdir, args.n_jobs)
 
 
 download_files = command("protopipe-DOWNLOAD_FILES", "Download a file, or the files of a "

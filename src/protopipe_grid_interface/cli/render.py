@@ -13,7 +13,7 @@ from rich.table import Table
 from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
-from ..workflow.collect import CollectReport, DownloadReport, MergeResult
+from ..workflow.collect import CollectReport, MergeResult
 from ..workflow.split import StageList
 from ..workflow.submit import PlannedJob, SubmitReport
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
@@ -65,11 +65,6 @@ def legacy_plan_lines(planned: Sequence[PlannedJob], stage: Stage, particle: Par
                   f"output SE: {specs[0].output_se}; CPU time per job: {specs[0].cpu_time} s; "
                   f"banned sites: {', '.join(specs[0].banned_sites) or 'none'}"]
     return lines
-
-
-def download_line(report: DownloadReport) -> str:
-    return (f"{len(report.fetched)} fetched, {len(report.present)} already present, "
-            f"{len(report.failed)} failed")
 
 
 def submit_line(stage: Stage, report: SubmitReport) -> str:

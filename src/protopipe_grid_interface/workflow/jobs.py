@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from ..backends.base import Backend
 from ..exceptions import InputError
-from ..models import BOOKKEEPING_STATES, FINAL_STATES, JobState, JobStatus, Particle, Stage
+from ..models import (
+    BOOKKEEPING_STATES,
+    FINAL_STATES,
+    JobSelection,
+    JobState,
+    JobStatus,
+    Particle,
+    Stage,
+)
 from ..store import JobRecord, Store
 from . import track
 
@@ -71,23 +79,19 @@ def input_lfns(backend: Backend, job_id: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Selection:
-    """DIRAC's job selection (``selectJobs``): at least one condition besides the day."""
+    """A user's selection of jobs on the backend: conditions (at least one besides the day),
+    in any of ``job_groups``."""
 
-    status: str | None = None
-    minor_status: str | None = None
-    application_status: str | None = None
-    site: str | None = None
-    owner: str | None = None
+    conditions: JobSelection
     job_groups: tuple[str, ...] = ()
-    day: str | None = None
 
     def describe(self) -> str:
         """``Status=Waiting, Date=2026-12-03``: the conditions, for the user."""
+        c = self.conditions
         return ", ".join(f"{key}={value}" for key, value in (
-            ("Status", self.status), ("MinorStatus", self.minor_status),
-            ("ApplicationStatus", self.application_status), ("Site", self.site),
-            ("Owner", self.owner), ("JobGroup", ",".join(self.job_groups)),
-            ("Date", self.day)) if value)
+            ("Status", c.status), ("MinorStatus", c.minor_status),
+            ("ApplicationStatus", c.application_status), ("Site", c.site), ("Owner", c.owner),
+            ("JobGroup", ",".join(self.job_groups)), ("Date", c.date)) if value)
 
 
 def selectable_states() -> list[str]:
@@ -114,8 +118,9 @@ def checked_selection(status: str | None, minor_status: str | None,
     groups = tuple(g.strip() for g in (job_groups or "").split(",") if g.strip())
     if job_groups and not groups:
         raise InputError(f"--JobGroup {job_groups!r}: no job group given")
-    return Selection(status, minor_status, application_status, site, owner,
-                     tuple(str(int(g)) if g.isdigit() else g for g in groups), when.isoformat())
+    conditions = JobSelection(status, minor_status, application_status, site, None,
+                              when.isoformat(), owner)
+    return Selection(conditions, tuple(str(int(g)) if g.isdigit() else g for g in groups))
 
 
 def select_on_backend(backend: Backend, selection: Selection) -> dict[int, JobState]:
@@ -123,8 +128,7 @@ def select_on_backend(backend: Backend, selection: Selection) -> dict[int, JobSt
     states."""
     groups: Sequence[str | None] = selection.job_groups or (None,)
     ids = sorted({job_id for group in groups for job_id in backend.select_jobs(
-        selection.status, selection.minor_status, selection.application_status,
-        selection.site, group, selection.day, selection.owner)})
+        replace(selection.conditions, job_group=group))})
     return backend.status(ids) if ids else {}
 
 
