@@ -17,6 +17,7 @@ import tables
 
 from protopipe_grid_interface.backends import local as local_backend_module
 from protopipe_grid_interface.backends.dirac import DiracBackend, Environment
+from protopipe_grid_interface.backends.fake import FakeBackend
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.checksums import adler32
 from protopipe_grid_interface.exceptions import DataError
@@ -340,15 +341,8 @@ def test_one_downloader_serves_several_folders_with_the_same_workers(
 
 
 # --- collecting a stage from the state database ------------------------------------------------
-class HeldBackend(LocalBackend):
-    """The local backend with its queue runner off: jobs stay where the test puts them."""
-
-    def ensure_runner(self) -> None:
-        pass
-
-
 class Stage:
-    """Four TRAINING energy jobs of an analysis on a held local backend; ``finish(i)`` makes
+    """Four TRAINING energy jobs of an analysis on the fake backend, held; ``finish(i)`` makes
     job i Done with a real protopipe-like output in the catalog."""
 
     def __init__(self, tmp_path: Path) -> None:
@@ -356,7 +350,7 @@ class Stage:
         from protopipe_grid_interface.workflow.tree import create_analysis
 
         self.tmp = tmp_path
-        self.backend = HeldBackend(tmp_path / "grid", user="tester")
+        self.backend = FakeBackend(hold=True)
         self.tree = create_analysis(tmp_path / "ws", "ana", None,
                                     grid_home=self.backend.home())
         self.store = Store(self.tree.state_db)
@@ -393,6 +387,7 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
     made = Stage(tmp_path)
     yield made
     made.store.close()
+    made.backend.close()
 
 
 def test_collect_takes_the_done_jobs_outputs_and_merges_exactly_those(stage: Stage) -> None:

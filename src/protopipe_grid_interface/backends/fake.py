@@ -141,6 +141,12 @@ class FakeBackend(Backend):
             job.history.append((status, minor, application, now()))
             return True
 
+    def set_status(self, job_id: int, status: JobStatus, minor: str,
+                   application: str = "") -> None:
+        """Put a job in a state, as DIRAC's agents or a test would (its steps are not run
+        again: a held job stays where it is put)."""
+        self.move(self.job(job_id), status, minor, application)
+
     def history(self, job_id: int) -> list[HistoryEntry]:
         """Every state the job went through, oldest first."""
         with self.lock:
