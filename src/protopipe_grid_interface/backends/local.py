@@ -336,14 +336,16 @@ class LocalBackend(Backend):
     def job_log(self, job_id: int) -> str:
         log = self.job_dir(job_id) / "std.out"
         if not self.status([job_id]):
-            raise BackendError(f"no job {job_id} on the local backend")
+            raise BackendError(f"no job {job_id} on the local backend in {self.root}",
+                               "is this the analysis' local backend (--local-root)?")
         return log.read_text(errors="replace") if log.exists() else ""
 
     def job_spec(self, job_id: int) -> tuple[JobSpec, str]:
         """The spec and payload environment a job was submitted with."""
         row = self.db.execute("SELECT spec, env FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise BackendError(f"no job {job_id} on the local backend")
+            raise BackendError(f"no job {job_id} on the local backend in {self.root}",
+                               "is this the analysis' local backend (--local-root)?")
         return JobSpec.from_dict(json.loads(row[0])), row[1]
 
     def job_input_data(self, job_id: int) -> list[str]:
@@ -386,7 +388,7 @@ class LocalBackend(Backend):
         meta = known if known is not None and known.lfn == lfn and known.replicas else \
             self.metadata([lfn]).get(lfn)
         if meta is None or not meta.replicas:
-            raise DataError(f"no such file in the catalog: {lfn}")
+            raise DataError(f"no such file in the local catalog in {self.root}: {lfn}")
         errors = []
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -428,7 +430,7 @@ class LocalBackend(Backend):
         self.check_se(se)
         meta = self.metadata([lfn]).get(lfn)
         if meta is None:
-            raise DataError(f"no such file in the catalog: {lfn}")
+            raise DataError(f"no such file in the local catalog in {self.root}: {lfn}")
         if se in meta.replicas:
             return
         source = self.replica_path(lfn, meta.replicas[0])
