@@ -109,7 +109,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def make_backend(args: argparse.Namespace, analysis: Analysis | None = None) -> Backend:
-    """The backend of the command: an analysis' own (see ``Analysis.use_backend``), else
+    """The backend of the command: an analysis' own (see ``Analysis.backend_choice``), else
     ``--backend``, ``$PGI_BACKEND`` or local; the local one in ``--local-root``,
     ``$PGI_LOCAL_ROOT`` or its default folder."""
     from ..settings import environment
