@@ -113,9 +113,10 @@ def make_specs(n: int, analysis: str, home: str, se: str) -> list[Any]:
 def cleanup(backend: Any, groups: Sequence[str]) -> tuple[int, int]:
     """Delete (DIRAC kills them first) every job of ``groups``; return (found, not deleted)."""
     from protopipe_grid_interface.exceptions import BackendError
-    from protopipe_grid_interface.models import JobStatus
+    from protopipe_grid_interface.models import JobSelection, JobStatus
 
-    ids = sorted({i for group in groups for i in backend.select_jobs(job_group=group)})
+    ids = sorted({i for group in groups
+                  for i in backend.select_jobs(JobSelection(job_group=group))})
     try:
         backend.delete(ids)
     except BackendError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from contract import unavailable
+from proxies import Pki, make_pki
 
 from protopipe_grid_interface.models import JobSpec, Particle, Stage
 from protopipe_grid_interface.software import default_payload_env
@@ -61,3 +62,9 @@ def protopipe_env() -> Path:
     if not (env / "bin" / "protopipe-TRAINING").exists():
         unavailable(f"no protopipe payload environment at {env} (scripts/install-payload.sh)")
     return env
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    """A throw-away CA and a user certificate it signed (``proxies.make_proxy`` signs with it)."""
+    return make_pki()

@@ -79,6 +79,7 @@ def test_file_checksum_and_copies_agree_with_zlib(module: str, tmp_path: Path,
     expected = f"{zlib.adler32(data):08x}"
 
     assert checksums.adler32(source) == expected
+    assert checksums.adler32_bytes(data) == expected
     assert checksums.copy_into(source, tmp_path / "copy.bin") == expected
     assert (tmp_path / "copy.bin").read_bytes() == data
     assert checksums.copy_atomic(source, tmp_path / "sub" / "atomic.bin") == expected

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,14 @@ import tables
 
 from protopipe_grid_interface.backends import local as local_backend_module
 from protopipe_grid_interface.backends.dirac import DiracBackend, Environment
+from protopipe_grid_interface.backends.fake import FakeBackend
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.checksums import adler32
 from protopipe_grid_interface.exceptions import DataError
-from protopipe_grid_interface.models import RemoteFile
+from protopipe_grid_interface.models import JobSpec, JobStatus, Particle, RemoteFile
+from protopipe_grid_interface.models import Stage as StageEnum
 from protopipe_grid_interface.store import Store
-from protopipe_grid_interface.workflow import collect
+from protopipe_grid_interface.workflow import collect, track
 
 BIN = Path(sys.executable).parent
 
@@ -49,7 +52,8 @@ def backend(tmp_path: Path) -> LocalBackend:
 def test_merge_sums_rows_and_showers(tmp_path: Path) -> None:
     inputs = [make_training_file(tmp_path / f"in{i}.h5", rows=10 * (i + 1), showers=1000 * i)
               for i in range(4)]
-    merged, showers = collect.merge(inputs, tmp_path / "out.h5")
+    result = collect.merge(inputs, tmp_path / "out.h5")
+    merged, showers = result.files, result.showers
     assert (merged, showers) == (4, 6000)
     with tables.open_file(tmp_path / "out.h5") as h5:
         assert h5.root.LSTCam.nrows == 100
@@ -73,8 +77,10 @@ def test_merge_skips_incomplete_and_corrupt_inputs(tmp_path: Path) -> None:
         h5.root._v_attrs.status = "incomplete"
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes(b"not hdf5 at all")
-    merged, showers = collect.merge([good, crashed, corrupt], tmp_path / "out.h5")
-    assert (merged, showers) == (1, 100)
+    result = collect.merge([good, crashed, corrupt], tmp_path / "out.h5")
+    assert (result.files, result.showers) == (1, 100)
+    assert [note.split(":")[0] for note in result.notes] == [
+        f"skipping {crashed}", f"skipping {corrupt}"]
 
 
 def test_merge_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -214,7 +220,7 @@ def test_a_backend_that_is_not_thread_safe_downloads_in_processes(tmp_path: Path
     assert len(report.fetched) == 6 and not report.failed
     for path in report.fetched:
         assert adler32(path) == adler32(tmp_path / "src" / path.name)
-    assert {state for _, _, _, state in store.downloads().values()} == {"fetched"}
+    assert {row.state for row in store.downloads().values()} == {"fetched"}
 
 
 def test_download_in_processes_verifies_like_in_threads(backend: LocalBackend,
@@ -332,3 +338,142 @@ def test_one_downloader_serves_several_folders_with_the_same_workers(
     assert (len(first.fetched), len(second.fetched), first.failed, second.failed) == (3, 3, {}, {})
     assert len(workers) <= 2
     assert sorted(p.name for p in (tmp_path / "proton").iterdir()) == ["f3.h5", "f4.h5", "f5.h5"]
+
+
+# --- collecting a stage from the state database ------------------------------------------------
+class Stage:
+    """Four TRAINING energy jobs of an analysis on the fake backend, held; ``finish(i)`` makes
+    job i Done with a real protopipe-like output in the catalog."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        from protopipe_grid_interface.workflow.submit import submit
+        from protopipe_grid_interface.workflow.tree import create_analysis
+
+        self.tmp = tmp_path
+        self.backend = FakeBackend(hold=True)
+        self.tree = create_analysis(tmp_path / "ws", "ana", None,
+                                    grid_home=self.backend.home())
+        self.store = Store(self.tree.state_db)
+        lfn_dir = self.tree.lfn_data_dir(STAGE, GAMMA)
+        self.specs = [JobSpec(name=f"job{i}", analysis="ana", stage=STAGE, particle=GAMMA,
+                              input_lfns=(), steps=(), output_file=f"o{i}.h5",
+                              output_lfn=f"{lfn_dir}/TRAINING_energy_gamma_tail_run{i}.h5",
+                              output_se="LOCAL-SE") for i in range(4)]
+        self.ids = dict(submit(self.store, self.backend, self.specs).submitted)
+
+    def finish(self, *numbers: int) -> None:
+        for i in numbers:
+            spec = self.specs[i]
+            local = make_training_file(self.tmp / f"made{i}.h5", rows=10, showers=100 * (i + 1))
+            self.backend.put_file(local, spec.output_lfn, "LOCAL-SE")
+            self.backend.set_status(self.ids[spec.name], JobStatus.DONE, "Execution Complete")
+        track.refresh(self.store, self.backend)
+
+    def collect(self, overwrite: bool = False) -> collect.CollectReport:
+        [report] = collect.collect(self.store, self.backend, self.tree, "tail", STAGE, [GAMMA],
+                                   overwrite=overwrite)
+        return report
+
+    @property
+    def merged(self) -> Path:
+        return self.tree.data_dir(STAGE, GAMMA) / "TRAINING_energy_tail_gamma_merged.h5"
+
+
+STAGE, GAMMA = StageEnum.TRAINING_ENERGY, Particle.GAMMA
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Iterator[Stage]:
+    made = Stage(tmp_path)
+    yield made
+    made.store.close()
+    made.backend.close()
+
+
+def test_collect_takes_the_done_jobs_outputs_and_merges_exactly_those(stage: Stage) -> None:
+    stage.finish(0, 2)
+    stray = make_training_file(stage.tree.data_dir(STAGE, GAMMA) /
+                               "TRAINING_energy_gamma_tail_run9.h5", rows=5, showers=7)
+
+    report = stage.collect()
+
+    assert [Path(f.lfn).name for f in report.outputs] == [
+        "TRAINING_energy_gamma_tail_run0.h5", "TRAINING_energy_gamma_tail_run2.h5"]
+    assert (len(report.download.fetched), report.unfinished) == (2, 2)
+    assert report.merged is not None and not report.merged.up_to_date
+    assert (report.merged.files, report.merged.showers) == (2, 100 + 300)  # not the stray file
+    assert stray.exists()
+
+
+def test_collecting_again_reads_nothing_and_merges_only_when_the_inputs_change(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage.finish(0, 1)
+    stage.collect()
+    first_merge = stage.merged.stat().st_mtime_ns
+    hashed: list[Path] = []
+    real_adler32 = collect.adler32
+    monkeypatch.setattr(collect, "adler32", lambda path: hashed.append(path) or
+                        real_adler32(path))
+
+    again = stage.collect()
+
+    assert (again.download.fetched, len(again.download.present), hashed) == ([], 2, [])
+    assert again.merged is not None and again.merged.up_to_date
+    assert (again.merged.files, again.merged.showers) == (2, 300)
+    assert stage.merged.stat().st_mtime_ns == first_merge
+    stage.finish(3)  # one more job done while the stage runs
+
+    later = stage.collect()
+
+    assert [p.name for p in later.download.fetched] == ["TRAINING_energy_gamma_tail_run3.h5"]
+    assert later.merged is not None and not later.merged.up_to_date
+    assert (later.merged.files, later.merged.showers, later.unfinished) == (3, 700, 1)
+
+
+def test_a_verified_file_changed_since_is_checked_again(stage: Stage) -> None:
+    stage.finish(0)
+    [path] = stage.collect().download.fetched
+    path.write_bytes(b"x" * path.stat().st_size)  # same size, other content
+
+    report = stage.collect()
+
+    assert report.download.fetched == [path]
+    assert adler32(path) == report.outputs[0].checksum
+    # the merge was made of the catalog's bytes, which are back: it is still up to date
+    assert report.merged is not None and report.merged.up_to_date
+
+
+def test_a_merged_file_this_analysis_did_not_make_is_refused_before_downloading(
+        stage: Stage) -> None:
+    stage.finish(0, 1)
+    stage.merged.parent.mkdir(parents=True, exist_ok=True)
+    stage.merged.write_text("made by hand")
+
+    with pytest.raises(DataError, match=r"merged\.h5 exists and was not merged by this "
+                                        r"analysis \(or changed since\) \(use --overwrite"):
+        stage.collect()
+
+    assert sorted(p.name for p in stage.merged.parent.iterdir()) == [stage.merged.name]
+    report = stage.collect(overwrite=True)
+    assert report.merged is not None and report.merged.files == 2
+
+
+def test_merging_without_downloading_names_what_is_missing(stage: Stage) -> None:
+    stage.finish(0, 1)
+    with pytest.raises(DataError, match=r"run0\.h5: not downloaded \(2 of 2 missing\)"):
+        collect.merge_particles(stage.store, stage.tree, "tail", STAGE, [GAMMA])
+    stage.collect()
+    [result] = collect.merge_particles(stage.store, stage.tree, "tail", STAGE, [GAMMA])
+    assert result.up_to_date and result.files == 2
+
+
+def test_a_merged_file_changed_since_its_merge_is_not_taken_for_up_to_date(
+        stage: Stage) -> None:
+    stage.finish(0)
+    stage.collect()
+    stage.merged.write_bytes(b"edited by hand")
+
+    with pytest.raises(DataError, match="or changed since"):
+        stage.collect()
+    report = stage.collect(overwrite=True)
+    assert report.merged is not None and not report.merged.up_to_date

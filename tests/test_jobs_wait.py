@@ -200,3 +200,17 @@ def test_a_wait_on_held_jobs_ends_after_stuck_after(ws: Workspace) -> None:
     assert line.startswith("2 training-energy job(s) without a change of state for more than "
                            "3 s (Waiting / Pilot Agent Submission): ")
     assert f"look at them (protopipe-grid jobs status -m {ws.metadata})" in line
+
+
+def test_piped_output_never_splits_a_path_or_an_lfn(ws: Workspace) -> None:
+    """Without a terminal (a pipe, a log), tables are as wide as their content and lines are
+    never wrapped: every LFN and path stays on one line, for grep and for people."""
+    analysis = Analysis.open(ws.metadata).with_home(ws.backend().home)
+    specs = analysis.plan(Stage.TRAINING_ENERGY, Particle.GAMMA, "LOCAL-SE")
+    wanted = [lfn for spec in specs for lfn in (*spec.input_lfns, spec.output_lfn)]
+    assert min(len(spec.output_lfn) for spec in specs) > 100  # wider than a default terminal
+
+    plan = ws.run("jobs", "submit", "--stage", "training-energy", "--dry-run").stdout
+
+    lines = plan.splitlines()
+    assert all(any(lfn in line for line in lines) for lfn in wanted), plan

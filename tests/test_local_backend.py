@@ -105,7 +105,7 @@ def test_corrupt_single_replica_is_reported_failed_by_download(
     assert "adler32" in report.failed[lfn]
     assert report.fetched == [] and report.present == []
     assert list(outdir.iterdir()) == []  # neither the bad file nor a .part is left behind
-    assert store.downloads()[lfn][3] == "failed"
+    assert store.downloads()[lfn].state == "failed"
 
 
 @pytest.mark.parametrize("bad_se", [

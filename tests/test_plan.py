@@ -117,6 +117,7 @@ def test_multi_file_job_runs_protopipe_per_file_then_merges() -> None:
     assert merge[:2] == ("python", "merge_tables.py")
     assert merge[2] in ("-o", "--output")  # what payload/merge_tables.py accepts
     assert merge[3:] == (spec.output_file, *parts)
+    assert spec.intermediate_files == tuple(parts)  # what the job removes once merged
 
 
 def test_single_file_job_writes_the_final_output_directly() -> None:
@@ -126,6 +127,7 @@ def test_single_file_job_writes_the_final_output_directly() -> None:
     assert last.input_lfns == (lfns(21)[-1],)
     [step] = last.steps
     assert arg(step, "--outfile") == last.output_file == "TRAINING_energy_gamma_tail_run121.h5"
+    assert last.intermediate_files == ()
 
 
 def test_merge_step_is_accepted_by_the_shipped_merge_script(tmp_path: Path) -> None:

@@ -9,17 +9,28 @@ from pathlib import Path
 import pytest
 
 from protopipe_grid_interface.exceptions import InputError
-from protopipe_grid_interface.models import Particle
+from protopipe_grid_interface.models import Particle, Stage
+from protopipe_grid_interface.workflow.analysis import Analysis
 from protopipe_grid_interface.workflow.split import (
     DEFAULT_FRACTIONS,
+    SplitInput,
     check_fractions,
     read_list,
     read_replicas,
     replicas_file,
     split_counts,
+    split_files,
     split_list,
-    write_split,
 )
+from protopipe_grid_interface.workflow.tree import create_analysis
+
+
+def write_split(source: Path, particle: Particle, fractions: Sequence[int], outdir: Path,
+                seed: int | None = None) -> dict[Path, int]:
+    """Split one list file (entries need not be LFNs); {list written: its size}."""
+    lists = split_files([SplitInput(particle, source, fractions)], outdir, seed,
+                        require_lfn=False)
+    return {stage_list.path: len(stage_list.lfns) for stage_list in lists}
 
 
 def original_counts(total: int, fractions: Sequence[int]) -> list[int]:
@@ -101,6 +112,53 @@ def test_empty_chunks_are_not_written(tmp_path: Path) -> None:
     written = write_split(source, Particle.GAMMA, [0, 0, 100], tmp_path / "out")
     assert [p.name for p in written] == ["g_PERFORMANCE.list"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["g_PERFORMANCE.list"]
+
+
+def test_each_list_knows_its_particle_and_stage(tmp_path: Path) -> None:
+    gammas = write_list(tmp_path / "g.list", names(10))
+    protons = write_list(tmp_path / "p.list", names(10, "proton"))
+
+    lists = split_files([SplitInput(Particle.GAMMA, gammas, [10, 10, 80]),
+                         SplitInput(Particle.PROTON, protons, [40, 60])], tmp_path / "out")
+
+    assert [(s.particle, s.stage, s.path.name) for s in lists] == [
+        (Particle.GAMMA, Stage.TRAINING_ENERGY, "g_TRAINING_ENERGY.list"),
+        (Particle.GAMMA, Stage.TRAINING_CLASSIFICATION, "g_TRAINING_CLASSIFICATION.list"),
+        (Particle.GAMMA, Stage.DL2, "g_PERFORMANCE.list"),
+        (Particle.PROTON, Stage.TRAINING_CLASSIFICATION, "p_TRAINING_CLASSIFICATION.list"),
+        (Particle.PROTON, Stage.DL2, "p_PERFORMANCE.list")]
+
+
+def test_a_list_with_other_content_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    gammas = write_list(tmp_path / "g.list", names(10))
+    protons = write_list(tmp_path / "p.list", names(10, "proton"))
+    out = tmp_path / "out"
+    split_files([SplitInput(Particle.PROTON, protons, [40, 60])], out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    inputs = [SplitInput(Particle.GAMMA, gammas, [10, 10, 80]),
+              SplitInput(Particle.PROTON, protons, [50, 50])]
+
+    with pytest.raises(InputError, match=r"p_TRAINING_CLASSIFICATION\.list already exists "
+                                         "with a different content.*--overwrite"):
+        split_files(inputs, out)
+
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no gamma list
+    split_files([SplitInput(Particle.PROTON, protons, [40, 60])], out)  # same content: fine
+    written = split_files(inputs, out, overwrite=True)
+    assert [len(s.lfns) for s in written] == [1, 1, 8, 5, 5]
+    assert read_list(out / "p_PERFORMANCE.list") == names(10, "proton")[5:]
+
+
+def test_two_inputs_into_one_file_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    gammas = write_list(tmp_path / "a" / "mc.list", names(3))
+    protons = write_list(tmp_path / "mc.list", names(3, "proton"))
+    with pytest.raises(InputError, match="mc_PERFORMANCE.list: two input lists would be "
+                                         "split into this file"):
+        split_files([SplitInput(Particle.GAMMA, gammas, [0, 0, 100]),
+                     SplitInput(Particle.PROTON, protons, [0, 100])], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_default_fractions_are_valid() -> None:
@@ -219,3 +277,33 @@ def test_a_malformed_replicas_line_names_the_file_and_line(tmp_path: Path) -> No
     replicas_file(source).write_text(f"{names(1)[0]}\tCNAF-Disk\nno-tab-here\n")
     with pytest.raises(InputError, match=r"gamma\.list\.replicas:2: expected"):
         read_replicas(source)
+
+
+def test_an_analysis_split_names_its_lists_in_grid_yaml_keeping_the_comments(
+        tmp_path: Path) -> None:
+    tree = create_analysis(tmp_path, "ana", None)
+    (tree.configs / "analysis.yaml").write_text("General:\n  config_name: ana\n")
+    before = tree.grid_config.read_text()
+    gammas = write_list(tmp_path / "gamma.list", names(10))
+    analysis = Analysis.open(tree.metadata_file)
+
+    results = analysis.split([SplitInput(Particle.GAMMA, gammas, [10, 10, 80])])
+    again = Analysis.open(tree.metadata_file).split([SplitInput(Particle.GAMMA, gammas,
+                                                                [10, 10, 80])])
+
+    assert [named for _, named in results] == [True, True, True]
+    assert [named for _, named in again] == [False, False, False]  # already named: kept
+    for stage_list, _ in results:
+        assert analysis.list_file(stage_list.stage, Particle.GAMMA) == stage_list.path
+    after = tree.grid_config.read_text()
+    comments = [line for line in before.splitlines() if line.lstrip().startswith("#")]
+    assert comments == [line for line in after.splitlines() if line.lstrip().startswith("#")]
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert len(changed) == 3 and all("gamma_list" in line for line in changed)
+
+
+def test_a_list_file_that_is_not_text_is_named_in_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "gamma.list"
+    source.write_bytes(b"/vo/a.simtel.gz\n\xff\xfe\x00 not utf-8\n")
+    with pytest.raises(InputError, match=r"gamma\.list: not a text file \(not UTF-8\)$"):
+        read_list(source)

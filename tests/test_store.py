@@ -11,7 +11,7 @@ import pytest
 
 from protopipe_grid_interface.exceptions import DataError
 from protopipe_grid_interface.models import JobSpec, JobState, JobStatus, Particle, Stage
-from protopipe_grid_interface.store import SCHEMA_VERSION, Store
+from protopipe_grid_interface.store import SCHEMA_VERSION, Download, Store
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_state_survives_reopening_and_schema_version_is_recorded(
     assert version == SCHEMA_VERSION
 
 
-def test_a_version_1_database_tells_our_submitting_from_diracs(
+def test_a_version_1_database_is_migrated_and_tells_our_submitting_from_diracs(
         tmp_path: Path, specs: list[JobSpec]) -> None:
     """Version 1 called our own "under way" state Submitting, like DIRAC's unconfirmed jobs;
     opened by version 2, ours (recorded without a backend id) becomes Sending."""
@@ -92,6 +92,8 @@ def test_a_version_1_database_tells_our_submitting_from_diracs(
     raw = sqlite3.connect(path)  # as version 1 wrote it
     raw.execute("UPDATE jobs SET status = 'Submitting' WHERE status = 'Sending'")
     raw.execute("UPDATE history SET status = 'Submitting' WHERE status = 'Sending'")
+    raw.execute("ALTER TABLE downloads DROP COLUMN mtime_ns")  # new in version 3
+    raw.execute("DROP TABLE merges")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
@@ -103,6 +105,8 @@ def test_a_version_1_database_tells_our_submitting_from_diracs(
                        running: JobStatus.RUNNING}
     assert [h[0] for h in migrated.history(diracs)] == ["Sending", "Received", "Submitting"]
     assert [h[0] for h in migrated.history(ours)] == ["Sending"]
+    migrated.record_downloads([Download("/vo/a", tmp_path / "a", 1, "00000001", "fetched", 5)])
+    assert migrated.downloads()["/vo/a"].mtime_ns == 5
     migrated.close()
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -200,10 +204,12 @@ def test_jobs_filters_and_counts(store: Store, job_spec: Callable[..., JobSpec])
 
 def test_downloads_manifest_keeps_the_latest_outcome(store: Store, tmp_path: Path) -> None:
     lfn = "/vo.cta.in2p3.fr/user/t/tester/a.h5"
-    store.record_downloads([(lfn, tmp_path / "a.h5", 10, "0000000a", "failed")])
-    store.record_downloads([(lfn, tmp_path / "a.h5", 10, "0000000a", "fetched")])
+    store.record_downloads([Download(lfn, tmp_path / "a.h5", 10, "0000000a", "failed")])
+    store.record_downloads([Download(lfn, tmp_path / "a.h5", 10, "0000000a", "fetched", 42)])
 
-    assert store.downloads() == {lfn: (str(tmp_path / "a.h5"), 10, "0000000a", "fetched")}
+    assert store.downloads() == {lfn: Download(lfn, tmp_path / "a.h5", 10, "0000000a",
+                                               "fetched", 42)}
+    assert store.downloads([lfn, "/vo/other"]) == store.downloads()
 
 
 def test_commands_are_recorded(store: Store) -> None:

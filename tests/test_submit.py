@@ -1,9 +1,9 @@
 """Submission: never a duplicate job, never a job whose output exists, recoverable at any point.
 
-Most tests use ``HeldBackend``: the real local backend (catalog, job table, ids, kill) with its
-queue runner switched off, so submitted jobs stay ``Waiting``. What is tested here is the
-bookkeeping between the store and the backend, not running jobs; the end-to-end and ``kill -9``
-tests use the real, running local backend.
+Most tests use the in-process fake backend holding its jobs (``FakeBackend(hold=True)``: they
+stay ``Waiting`` where a test does not move them). What is tested here is the bookkeeping
+between the store and the backend, not running jobs; the end-to-end and ``kill -9`` tests use
+the real, running local backend (jobs in processes, a process killed).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from contract import interrupt_once, write
 
+from protopipe_grid_interface.backends.base import Backend
+from protopipe_grid_interface.backends.fake import FakeBackend
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.checksums import adler32
 from protopipe_grid_interface.exceptions import BackendError
@@ -34,20 +36,14 @@ PAYLOAD_ENV = Path(sys.prefix)
 Specs = Callable[[int], list[JobSpec]]
 
 
-class HeldBackend(LocalBackend):
-    """The local backend with its queue runner off: submitted jobs stay Waiting."""
-
-    def ensure_runner(self) -> None:
-        pass
-
-
-def all_ids(backend: LocalBackend) -> list[int]:
-    return [int(i) for (i,) in backend.db.execute("SELECT id FROM jobs ORDER BY id")]
+def all_ids(backend: Backend) -> list[int]:
+    return backend.select_jobs()
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> HeldBackend:
-    return HeldBackend(tmp_path / "grid", user="tester")
+def backend() -> Iterator[FakeBackend]:
+    with FakeBackend(hold=True) as held:
+        yield held
 
 
 @pytest.fixture
@@ -63,13 +59,13 @@ def specs(job_spec: Callable[..., JobSpec]) -> Specs:
     return lambda n: [job_spec(f"job_{i:04d}") for i in range(n)]
 
 
-def one_job_per_name(backend: LocalBackend, names: list[str]) -> dict[str, int]:
+def one_job_per_name(backend: Backend, names: list[str]) -> dict[str, int]:
     found = backend.find_jobs(names)
     assert {name: len(found.get(name, [])) for name in names} == dict.fromkeys(names, 1)
     return {name: ids[0] for name, ids in found.items()}
 
 
-def assert_store_matches_backend(store: Store, backend: LocalBackend, names: list[str]) -> None:
+def assert_store_matches_backend(store: Store, backend: Backend, names: list[str]) -> None:
     on_backend = one_job_per_name(backend, names)
     records = store.jobs(names=names)
     assert len(records) == len(names)
@@ -79,7 +75,7 @@ def assert_store_matches_backend(store: Store, backend: LocalBackend, names: lis
 
 # --- idempotence ------------------------------------------------------------------------------
 def test_second_submit_of_the_same_specs_submits_nothing(
-        store: Store, backend: HeldBackend, specs: Specs) -> None:
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
     planned = specs(25)
 
     first = submit(store, backend, planned, chunk_size=10)
@@ -93,7 +89,7 @@ def test_second_submit_of_the_same_specs_submits_nothing(
 
 
 def test_jobs_whose_output_exists_are_done_and_not_submitted(
-        store: Store, backend: HeldBackend, specs: Specs, tmp_path: Path) -> None:
+        store: Store, backend: FakeBackend, specs: Specs, tmp_path: Path) -> None:
     planned = specs(4)
     existing = planned[2]
     local = write(tmp_path / "present.txt", b"made by an earlier run")
@@ -113,7 +109,7 @@ def test_jobs_whose_output_exists_are_done_and_not_submitted(
 
 # --- recovery of interrupted submissions ------------------------------------------------------
 def test_kill_between_backend_submit_and_mark_submitted_is_adopted(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(5)
     real_mark = Store.mark_submitted
@@ -146,7 +142,7 @@ def test_kill_between_backend_submit_and_mark_submitted_is_adopted(
 
 
 def test_kill_before_the_backend_call_resubmits_exactly_once(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(3)
     interrupt_once(monkeypatch, backend, "submit")
@@ -164,7 +160,7 @@ def test_kill_before_the_backend_call_resubmits_exactly_once(
 
 
 def test_interrupted_resubmission_adopts_the_new_job_not_the_old_one(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     [spec] = specs(1)
     [(_, old_id)] = submit(store, backend, [spec]).submitted
@@ -187,7 +183,7 @@ def test_interrupted_resubmission_adopts_the_new_job_not_the_old_one(
 
 
 def test_recovery_keeps_one_of_several_backend_jobs_and_kills_the_others(
-        store: Store, backend: HeldBackend, specs: Specs) -> None:
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
     [spec] = specs(1)
     store.add_planned([spec])
     store.mark_sending([spec.name])
@@ -202,7 +198,7 @@ def test_recovery_keeps_one_of_several_backend_jobs_and_kills_the_others(
     assert (states[first].status, states[second].status) == (JobStatus.KILLED, JobStatus.WAITING)
 
 
-def unconfirmed_submission(store: Store, backend: HeldBackend, planned: list[JobSpec],
+def unconfirmed_submission(store: Store, backend: FakeBackend, planned: list[JobSpec],
                            monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """A submission killed between the backend's submit and confirm: the jobs exist on the
     backend, unconfirmed, and the store has them Sending. Returns their ids by name."""
@@ -218,7 +214,7 @@ def unconfirmed_submission(store: Store, backend: HeldBackend, planned: list[Job
 
 
 def test_jobs_left_unconfirmed_by_a_killed_submission_are_confirmed_not_duplicated(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(3)
     ids = unconfirmed_submission(store, backend, planned, monkeypatch)
@@ -233,7 +229,7 @@ def test_jobs_left_unconfirmed_by_a_killed_submission_are_confirmed_not_duplicat
 
 
 def test_unconfirmed_jobs_an_earlier_version_adopted_are_confirmed(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The state the issue found: adopted by name, but left Submitting on the backend and in
     the store, where the status refresh never looked at them again."""
@@ -253,7 +249,7 @@ def test_unconfirmed_jobs_an_earlier_version_adopted_are_confirmed(
 
 
 def test_jobs_dirac_failed_for_want_of_confirmation_are_submitted_again(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """DIRAC's StalledJobAgent fails jobs left unconfirmed for 300 s, keeping their minor
     status: they never ran, so the recovery submits them again, once."""
@@ -275,7 +271,7 @@ def test_jobs_dirac_failed_for_want_of_confirmation_are_submitted_again(
 
 
 def test_a_submission_that_cannot_confirm_leaves_no_job(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(3)
 
@@ -297,7 +293,7 @@ def test_a_submission_that_cannot_confirm_leaves_no_job(
 
 # --- waiting never hangs ----------------------------------------------------------------------
 def test_a_wait_gives_up_on_held_jobs_after_the_limit_and_names_them(
-        store: Store, backend: HeldBackend, specs: Specs) -> None:
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
     planned = specs(3)
     names = [s.name for s in planned]
     ids = dict(submit(store, backend, planned).submitted)
@@ -324,7 +320,7 @@ def test_a_wait_gives_up_on_held_jobs_after_the_limit_and_names_them(
 
 
 def test_a_wait_on_unconfirmed_jobs_ends_within_its_limit(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(2)
     ids = unconfirmed_submission(store, backend, planned, monkeypatch)
@@ -341,7 +337,7 @@ def test_a_wait_on_unconfirmed_jobs_ends_within_its_limit(
 
 
 def test_a_wait_on_jobs_never_sent_ends_at_once(
-        store: Store, backend: HeldBackend, specs: Specs,
+        store: Store, backend: FakeBackend, specs: Specs,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(2)
     with monkeypatch.context() as patch:
@@ -355,7 +351,7 @@ def test_a_wait_on_jobs_never_sent_ends_at_once(
         track.Stuck.NOT_SUBMITTED: 2}
 
 
-def test_stuck_jobs_by_cause(store: Store, backend: HeldBackend, specs: Specs) -> None:
+def test_stuck_jobs_by_cause(store: Store, backend: FakeBackend, specs: Specs) -> None:
     planned = specs(5)
     ids = dict(submit(store, backend, planned[1:]).submitted)
     store.add_planned(planned[:1])
@@ -447,7 +443,7 @@ def test_kill_9_during_submission_never_duplicates(tmp_path: Path, specs: Specs)
 
 # --- resubmission -----------------------------------------------------------------------------
 def test_requeue_failed_takes_only_failed_and_killed_and_resubmits_each_once(
-        store: Store, backend: HeldBackend, specs: Specs) -> None:
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
     planned = specs(6)
     ids = dict(submit(store, backend, planned).submitted)
     failed, killed, done, waiting = planned[0].name, planned[1].name, planned[2].name, \
@@ -479,7 +475,7 @@ def test_requeue_failed_takes_only_failed_and_killed_and_resubmits_each_once(
 
 
 def test_requeue_failed_by_name_leaves_the_others(
-        store: Store, backend: HeldBackend, specs: Specs) -> None:
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
     planned = specs(3)
     ids = [i for _, i in submit(store, backend, planned).submitted]
     backend.set_failed(ids, "test")
@@ -492,7 +488,7 @@ def test_requeue_failed_by_name_leaves_the_others(
 
 # --- tracking ---------------------------------------------------------------------------------
 def test_refresh_asks_for_at_most_1000_jobs_per_status_call(
-        store: Store, backend: HeldBackend, specs: Specs, tmp_path: Path,
+        store: Store, backend: FakeBackend, specs: Specs, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     planned = specs(2500)
     ids = dict(submit(store, backend, planned, chunk_size=500).submitted)

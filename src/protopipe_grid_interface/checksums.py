@@ -9,12 +9,13 @@ the GIL on large buffers, so parallel downloads in threads checksum in parallel.
 
 from __future__ import annotations
 
-import os
 import threading
 import zlib
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
+
+from .atomic import write_with
 
 CHUNK = 1024 * 1024
 
@@ -58,6 +59,11 @@ def chunk_buffer() -> bytearray:
 
 def format_adler32(value: int) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
+
+
+def adler32_bytes(data: bytes | bytearray | memoryview) -> str:
+    """The adler32 checksum of bytes in memory, formatted like :func:`adler32`."""
+    return format_adler32(_adler32(data, 1))
 
 
 def adler32(path: Path) -> str:
@@ -107,13 +113,4 @@ def copy_atomic(source: Path, destination: Path) -> str:
     leaves a file that looks complete (for stored replicas, whose checksum the catalog then
     vouches for; downloads use ``copy_into`` and are checked again on the next run instead).
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    checksum = copy_into(source, partial)
-    descriptor = os.open(partial, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(partial, destination)
-    return checksum
+    return write_with(destination, lambda partial: copy_into(source, partial))

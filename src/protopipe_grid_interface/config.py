@@ -5,13 +5,16 @@ and the key.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .exceptions import ConfigError
+from .atomic import write_atomic
+from .exceptions import ConfigError, InputError
 from .models import Particle
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,7 +98,9 @@ class GridConfig(Section):
 
 
 class AnalysisMetadata(Section):
-    """``analysis_metadata.yaml``, with the original's keys (spaces included)."""
+    """``analysis_metadata.yaml``, with the original's keys (spaces included), and where the
+    analysis runs: its backend and, for the local one, its folder (recorded when the analysis
+    is created or first used; absent from analyses made by the original tool)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -104,10 +109,13 @@ class AnalysisMetadata(Section):
     grid_is_dirac: bool = Field(False, alias="GRID is DIRAC")
     grid_home: str = Field("", alias="Home directory on the GRID")
     path_from_home: str = Field("", alias="analysis directory on the GRID from home")
+    backend: Literal["local", "dirac"] | None = None
+    local_root: str = Field("", alias="local backend folder")
 
     def dump(self) -> dict[str, object]:
-        """The mapping written to ``analysis_metadata.yaml``."""
-        return self.model_dump(by_alias=True)
+        """The mapping written to ``analysis_metadata.yaml`` (unset new keys left out)."""
+        unset = {name for name in ("backend", "local_root") if not getattr(self, name)}
+        return self.model_dump(by_alias=True, exclude=unset)
 
 
 class AnalysisGeneral(BaseModel):
@@ -142,16 +150,87 @@ class ModelConfig(BaseModel):
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a missing or malformed file is a one-line ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found")
     try:
-        with open(path) as stream:
-            return yaml.safe_load(stream)
+        return yaml.safe_load(read_text(path, "configuration file"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
+
+
+def set_yaml_values(path: Path, values: Mapping[tuple[str, ...], object]) -> bool:
+    """Set values of a YAML file, each named by its keys (``("GRID", "n_file_per_job")``),
+    changing only the text of those values: comments, quotes, spelling and layout of
+    everything else stay byte for byte. Each value must be written on its key's line (a
+    scalar or a ``[...]`` list). True if anything changed."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import YAMLError
+
+    text = read_text(path)
+    try:
+        document = YAML().load(text)
+    except YAMLError:
+        raise ConfigError(f"{path}: not valid YAML") from None
+    lines = text.splitlines(keepends=True)
+    edits: list[tuple[int, int, int, str]] = []
+    for keys, value in values.items():
+        *parents, key = keys
+        mapping = document
+        for parent in parents:
+            mapping = mapping.get(parent) if isinstance(mapping, CommentedMap) else None
+        if not isinstance(mapping, CommentedMap) or key not in mapping:
+            raise ConfigError(f"{path}: {'.'.join(keys)}: not found")
+        if mapping[key] == value:
+            continue
+        line, column = mapping.lc.value(key)  # ruamel knows where each key and value is
+        if line != mapping.lc.key(key)[0]:
+            raise ConfigError(f"{path}: {'.'.join(keys)}: expected its value on the key's line",
+                              f"write it as {key}: {json.dumps(value)}")
+        edits.append((line, column, value_end(lines[line], column), json.dumps(value)))
+    for line, column, end, replacement in sorted(edits, reverse=True):
+        lines[line] = lines[line][:column] + replacement + lines[line][end:]
+    if edits:
+        write_atomic(path, "".join(lines))
+    return bool(edits)
+
+
+def value_end(line: str, start: int) -> int:
+    """Where the YAML value starting at ``start`` of ``line`` ends: after its closing quote or
+    bracket, or before a comment or the end of the line."""
+    index, depth = start, 0
+    while index < len(line):
+        char = line[index]
+        if char in "\"'":
+            close = line.find(char, index + 1)
+            index = len(line) if close < 0 else close + 1
+            if depth == 0:
+                return index
+            continue
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        elif depth == 0 and (char == "\n" or char == "#" and line[index - 1] in " \t"):
+            break
+        index += 1
+    return len(line[:index].rstrip())
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A text file's content; a missing, unreadable or non-UTF-8 file is a one-line error
+    naming it (``what``: the kind of file, for the message)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def describe_validation_error(path: Path, error: ValidationError) -> str:

@@ -8,10 +8,15 @@ on stderr and an exit code:
 - ``BackendError`` (the backend refused or failed)      -> 3
 - ``DataError`` (a file is missing, corrupt or mismatched) -> 4
 - ``PayloadError`` (a local protopipe step failed)     -> 5
-- ``Interrupted`` (Ctrl-C)                              -> 130
+- Ctrl-C (``KeyboardInterrupt``)                        -> 130 (:data:`INTERRUPTED`)
+
+``TransientBackendError`` is what the backends retry (``retry.attempts``) before giving up.
 """
 
 from __future__ import annotations
+
+#: exit code of a command interrupted by the user (Ctrl-C), as shells report SIGINT
+INTERRUPTED = 130
 
 
 class PipelineError(Exception):
@@ -58,9 +63,3 @@ class PayloadError(PipelineError):
     """A protopipe step run on this machine failed."""
 
     exit_code = 5
-
-
-class Interrupted(PipelineError):
-    """The user interrupted the command."""
-
-    exit_code = 130

@@ -89,7 +89,8 @@ class JobSpec:
     ``steps`` are argument lists run one after the other in the job's working directory, with
     the payload environment active; ``input_lfns`` (the simulation files) and ``input_data``
     (models and configs) are staged into that directory before the first step; ``output_file``
-    is uploaded to ``output_lfn`` after the last step.
+    is uploaded to ``output_lfn`` after the last step; ``intermediate_files`` are what the steps
+    write on the way (removed once the output exists).
     """
 
     name: str
@@ -107,6 +108,7 @@ class JobSpec:
     banned_sites: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
     job_type: str = "User"
+    intermediate_files: tuple[str, ...] = ()
 
     @property
     def job_group(self) -> str:
@@ -146,7 +148,26 @@ class JobSpec:
             banned_sites=tuple(data.get("banned_sites", ())),
             tags=tuple(data.get("tags", ())),
             job_type=data.get("job_type", "User"),
+            intermediate_files=tuple(data.get("intermediate_files", ())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class JobSelection:
+    """Jobs a backend selects by their attributes, like DIRAC's ``selectJobs``: every field
+    given must match (``date``: submitted that day, ``YYYY-MM-DD``)."""
+
+    status: str | None = None
+    minor_status: str | None = None
+    application_status: str | None = None
+    site: str | None = None
+    job_group: str | None = None
+    date: str | None = None
+    owner: str | None = None
+
+
+#: the selection of every job
+ANY_JOB = JobSelection()
 
 
 @dataclass(frozen=True, slots=True)

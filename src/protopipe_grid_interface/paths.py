@@ -40,10 +40,11 @@ STANDARD_TREE: dict[str, object] = {
     "estimators": ["energy_regressor", "gamma_hadron_classifier"],
 }
 
+#: each stage's outputs below the analysis, locally and (by default) in the catalog
 STAGE_DATA_DIR = {
-    Stage.TRAINING_ENERGY: "TRAINING/for_energy_estimation",
-    Stage.TRAINING_CLASSIFICATION: "TRAINING/for_particle_classification",
-    Stage.DL2: "DL2",
+    Stage.TRAINING_ENERGY: "data/TRAINING/for_energy_estimation",
+    Stage.TRAINING_CLASSIFICATION: "data/TRAINING/for_particle_classification",
+    Stage.DL2: "data/DL2",
 }
 
 STAGE_PARTICLES = {
@@ -59,6 +60,19 @@ OUTPUT_PREFIX = {
 }
 
 MODEL_FOLDER = {"regressor": "energy_regressor", "classifier": "gamma_hadron_classifier"}
+
+#: what ``protopipe-SPLIT_DATASET`` appends to a list's name for each stage
+SPLIT_SUFFIX = {
+    Stage.TRAINING_ENERGY: "_TRAINING_ENERGY",
+    Stage.TRAINING_CLASSIFICATION: "_TRAINING_CLASSIFICATION",
+    Stage.DL2: "_PERFORMANCE",
+}
+
+
+def analyses_directory(output_path: Path) -> Path:
+    """``<output_path>/shared_folder/analyses``: where ``protopipe-CREATE_ANALYSIS`` puts
+    analyses (``shared_folder/productions`` beside it)."""
+    return Path(output_path) / "shared_folder" / "analyses"
 
 
 def validate_lfn(lfn: str, where: str = "") -> str:
@@ -96,12 +110,16 @@ def create_paths(tree: object, prefix: str = "") -> list[str]:
 
 @dataclass(frozen=True)
 class AnalysisTree:
-    """Local folders and LFNs of one analysis."""
+    """Local folders and LFNs of one analysis. ``lfn_dirs`` and ``lfn_models`` are the catalog
+    folders of the stages' outputs and of the models, below the analysis (grid.yaml's
+    ``GRID.training_dir_energy``, ``training_dir_classification``, ``dl2_dir``, ``model_dir``)."""
 
     analyses_directory: Path
     name: str
     grid_home: str = ""
     path_from_home: str = ""
+    lfn_dirs: tuple[tuple[Stage, str], ...] = tuple(STAGE_DATA_DIR.items())
+    lfn_models: str = "estimators"
 
     @property
     def root(self) -> Path:
@@ -132,7 +150,7 @@ class AnalysisTree:
         return self.root / "data" / "DL3"
 
     def data_dir(self, stage: Stage, particle: Particle) -> Path:
-        return self.root / "data" / STAGE_DATA_DIR[stage] / particle.value
+        return self.root / STAGE_DATA_DIR[stage] / particle.value
 
     def estimator_dir(self, model_type: str) -> Path:
         return self.root / "estimators" / MODEL_FOLDER[model_type]
@@ -147,11 +165,11 @@ class AnalysisTree:
         return posixpath.join(self.grid_home, self.path_from_home, self.name).rstrip("/")
 
     def lfn_data_dir(self, stage: Stage, particle: Particle) -> str:
-        return posixpath.join(self.lfn_root, "data", STAGE_DATA_DIR[stage], particle.value)
+        return posixpath.join(self.lfn_root, dict(self.lfn_dirs)[stage], particle.value)
 
     @property
     def lfn_estimators(self) -> str:
-        return posixpath.join(self.lfn_root, "estimators")
+        return posixpath.join(self.lfn_root, self.lfn_models)
 
 
 def merged_file_name(stage: Stage, particle: Particle, mode: str) -> str:
@@ -167,3 +185,8 @@ def output_prefix(stage: Stage) -> str:
 def model_file_name(model_type: str, camera: str, method: str) -> str:
     """``regressor_LSTCam_RandomForestRegressor.pkl.gz`` and the like (protopipe's naming)."""
     return f"{model_type}_{camera}_{method}.pkl.gz"
+
+
+def split_list_name(stem: str, stage: Stage) -> str:
+    """``gamma_TRAINING_ENERGY.list``: the name of a stage's list split from ``gamma.list``."""
+    return f"{stem}{SPLIT_SUFFIX[stage]}.list"

@@ -5,7 +5,6 @@ The compatibility table is kept here and nowhere else.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -21,20 +20,18 @@ PYPI_ALIASES = {"0.0.0": "0.5.0"}
 SUPPORTED = ("0.5.0",)
 
 
-def default_payload_root() -> Path:
-    """Where ``scripts/install-payload.sh`` puts the payload environment and the demo data."""
-    if "PGI_PAYLOAD_DIR" in os.environ:
-        return Path(os.environ["PGI_PAYLOAD_DIR"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "protopipe-grid-interface" / "payload"
-
-
 def default_payload_env() -> Path:
-    return default_payload_root() / "protopipe-0.5.0"
+    """The protopipe environment ``scripts/install-payload.sh`` makes."""
+    from .settings import environment
+
+    return environment().payload_root / "protopipe-0.5.0"
 
 
 def default_demo_data() -> Path:
-    return default_payload_root() / "data"
+    """The real sim_telarray files ``scripts/install-payload.sh`` fetches for the demo."""
+    from .settings import environment
+
+    return environment().payload_root / "data"
 
 
 def check_payload_env(env: Path) -> Path:

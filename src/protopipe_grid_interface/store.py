@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import sqlite
 from .exceptions import DataError
 from .iterutils import chunked
 from .models import JobSpec, JobState, JobStatus, Particle, Stage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -76,7 +77,17 @@ CREATE TABLE IF NOT EXISTS downloads (
     size INTEGER NOT NULL,
     checksum TEXT NOT NULL,
     state TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    mtime_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS merges (
+    path TEXT PRIMARY KEY,
+    inputs TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    showers INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    merged TEXT NOT NULL
 );
 """
 
@@ -91,6 +102,9 @@ MIGRATIONS: dict[int, str] = {
         ORDER BY h.rowid DESC LIMIT 1) IS NULL;
     UPDATE history SET status = 'Sending' WHERE status = 'Submitting' AND backend_id IS NULL;
     """,
+    # 3: the download manifest keeps each verified file's mtime (a rerun skips those files
+    # still as they were); the merges table (created by SCHEMA) records each merge's inputs
+    3: "ALTER TABLE downloads ADD COLUMN mtime_ns INTEGER",
 }
 
 
@@ -119,15 +133,46 @@ class JobRecord:
     updated: str
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A row of the download manifest: where an LFN went and how its download ended
+    (``fetched``, ``present``, ``failed``); ``mtime_ns`` of the file once verified."""
+
+    lfn: str
+    path: Path
+    size: int
+    checksum: str
+    state: str
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRecord:
+    """A merge this analysis made: into ``path`` (``size`` bytes, modified at ``mtime_ns``),
+    of the inputs whose digest is ``inputs``."""
+
+    path: Path
+    inputs: str
+    files: int
+    showers: int
+    size: int
+    mtime_ns: int
+
+    def made(self, path: Path) -> bool:
+        """True if ``path`` is still the file this merge made."""
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return False
+        return (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
 class Store:
     """Open (and create or migrate) the state database at ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db = sqlite.connect(self.path)
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise DataError(f"{self.path}: state database schema {version} is newer than this "
@@ -150,16 +195,9 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction: all or nothing, even under ``kill -9``."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        return sqlite.transaction(self.db)
 
     # --- provenance ---------------------------------------------------------------------------
     def start_command(self, argv: Sequence[str], version: str,
@@ -340,15 +378,38 @@ class Store:
                                "history WHERE name = ? ORDER BY rowid", (name,))
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    # --- downloads manifest -------------------------------------------------------------------
-    def record_downloads(self, rows: Sequence[tuple[str, Path, int, str, str]]) -> None:
-        """Manifest rows (LFN, local path, size, checksum, state), in one transaction."""
+    # --- downloads manifest and merges ---------------------------------------------------------
+    def record_downloads(self, rows: Sequence[Download]) -> None:
+        """Manifest rows, in one transaction (a row per LFN: the latest outcome)."""
         stamp = now()
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
-                           [(lfn, str(path), size, checksum, state, stamp)
-                            for lfn, path, size, checksum, state in rows])
+            db.executemany(
+                "INSERT OR REPLACE INTO downloads (lfn, path, size, checksum, state, updated, "
+                "mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(row.lfn, str(row.path), row.size, row.checksum, row.state, stamp,
+                  row.mtime_ns) for row in rows])
 
-    def downloads(self) -> dict[str, tuple[str, int, str, str]]:
-        rows = self.db.execute("SELECT lfn, path, size, checksum, state FROM downloads")
-        return {lfn: (path, size, checksum, state) for lfn, path, size, checksum, state in rows}
+    def downloads(self, lfns: Sequence[str] | None = None) -> dict[str, Download]:
+        """The manifest's rows, of ``lfns`` or all."""
+        query = "SELECT lfn, path, size, checksum, state, mtime_ns FROM downloads"
+        if lfns is None:
+            rows = self.db.execute(query).fetchall()
+        else:
+            rows = []
+            for chunk in chunked(list(lfns), 500):
+                rows += self.db.execute(f"{query} WHERE lfn IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall()
+        return {lfn: Download(lfn, Path(path), size, checksum, state, mtime)
+                for lfn, path, size, checksum, state, mtime in rows}
+
+    def record_merge(self, merge: MergeRecord) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO merges VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (str(merge.path), merge.inputs, merge.files, merge.showers, merge.size,
+                        merge.mtime_ns, now()))
+
+    def merge_record(self, path: Path) -> MergeRecord | None:
+        """What the last merge into ``path`` was made of, if this analysis made it."""
+        row = self.db.execute("SELECT path, inputs, files, showers, size, mtime_ns FROM merges "
+                              "WHERE path = ?", (str(path),)).fetchone()
+        return None if row is None else MergeRecord(Path(row[0]), *row[1:])

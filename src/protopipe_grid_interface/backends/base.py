@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..models import JobSpec, JobState, RemoteFile
+from ..models import ANY_JOB, JobSelection, JobSpec, JobState, RemoteFile
 
 
 class Backend(ABC):
@@ -24,6 +24,9 @@ class Backend(ABC):
     #: parallel work (downloads) runs in worker processes, each with its own copy of the
     #: backend: such a backend must pickle before it connected and connect lazily
     thread_safe: bool = True
+    #: the folder this backend keeps its catalog, storage and jobs in on this machine (the
+    #: local backend), None for a remote one
+    root: Path | None = None
 
     # --- identity -----------------------------------------------------------------------------
     @abstractmethod
@@ -54,18 +57,9 @@ class Backend(ABC):
         """Ids of the existing jobs with these names (used to recover an interrupted submit)."""
 
     @abstractmethod
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        """Ids of the jobs matching every condition given (``date``: submitted that day,
-        ``YYYY-MM-DD``), like DIRAC's ``selectJobs``."""
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        """Ids of the jobs matching every condition of ``selection``, like DIRAC's
+        ``selectJobs``."""
 
     @abstractmethod
     def status(self, ids: Sequence[int]) -> dict[int, JobState]:

@@ -33,7 +33,8 @@ from typing import Any
 
 from ..exceptions import BackendError, DataError, TransientBackendError
 from ..iterutils import chunked
-from ..models import JobSpec, JobState, JobStatus, RemoteFile
+from ..models import ANY_JOB, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
+from ..retry import attempts
 from .base import Backend
 
 log = logging.getLogger(__name__)
@@ -159,18 +160,17 @@ class DiracBackend(Backend):
 
     def checked(self, what: str, function: Callable[..., Any], args: Sequence[Any],
                 kwargs: Mapping[str, Any], retries: int) -> Any:
-        """``function(*args, **kwargs)``'s ``Value``, with up to ``retries`` retries."""
-        for attempt in range(retries + 1):
-            self.round_trips += 1
-            result = function(*args, **kwargs)
-            if result.get("OK"):
-                return result.get("Value")
-            message = str(result.get("Message", "unknown error"))
-            transient = any(t in message for t in TRANSIENT)
-            if not transient or attempt == retries:
+        """``function(*args, **kwargs)``'s ``Value``; transient failures are tried again, up
+        to ``retries`` times."""
+        for attempt in attempts(TransientBackendError, retries + 1, self.backoff, what):
+            with attempt:
+                self.round_trips += 1
+                result = function(*args, **kwargs)
+                if result.get("OK"):
+                    return result.get("Value")
+                message = str(result.get("Message", "unknown error"))
+                transient = any(t in message for t in TRANSIENT)
                 raise (TransientBackendError if transient else BackendError)(f"{what}: {message}")
-            log.warning("%s: %s (retrying)", what, message)
-            time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
 
     def bulk(self, what: str, function: Callable[..., Any], items: Sequence[str],
@@ -193,14 +193,16 @@ class DiracBackend(Backend):
         self.ready()
         from DIRAC.Resources.Catalog.FileCatalog import FileCatalog
 
-        for attempt in range(self.retries + 1):
-            catalog = FileCatalog()
-            if catalog.isOK():
+        for attempt in attempts(TransientBackendError, self.retries + 1, self.backoff,
+                                "FileCatalog"):
+            with attempt:
+                catalog = FileCatalog()
+                if not catalog.isOK():
+                    raise TransientBackendError(
+                        "Failed to get file catalog configuration",
+                        "check /Resources/FileCatalogs in the DIRAC configuration")
                 return catalog
-            log.warning("Failed to get file catalog configuration (retrying)")
-            time.sleep(self.backoff * 2 ** attempt)
-        raise TransientBackendError("Failed to get file catalog configuration",
-                                    "check /Resources/FileCatalogs in the DIRAC configuration")
+        raise AssertionError("unreachable")
 
     # --- identity -----------------------------------------------------------------------------
     def home(self) -> str:
@@ -217,16 +219,15 @@ class DiracBackend(Backend):
         )
         from DIRAC.Core.Security.ProxyInfo import getProxyInfo
 
-        for attempt in range(self.retries + 1):
-            info = self.call("proxy", getProxyInfo)
-            if "username" in info:
-                break
-            getUsernameForDN.cache_clear()
-            time.sleep(self.backoff * 2 ** attempt)
-        else:
-            raise BackendError(f"the proxy's identity {info.get('identity', '?')!r} is not a "
-                               "DIRAC user", "check the proxy (dirac-proxy-info) and the "
-                               "configuration servers of dirac.cfg")
+        for attempt in attempts(TransientBackendError, self.retries + 1, self.backoff, "proxy"):
+            with attempt:
+                info = self.call("proxy", getProxyInfo)
+                if "username" not in info:
+                    getUsernameForDN.cache_clear()
+                    raise TransientBackendError(
+                        f"the proxy's identity {info.get('identity', '?')!r} is not a DIRAC "
+                        "user", "check the proxy (dirac-proxy-info) and the configuration "
+                        "servers of dirac.cfg")
         user, group = info["username"], info.get("group", "")
         vo = getVOForGroup(group) or "vo.cta.in2p3.fr"
         return f"/{vo}/user/{user[0]}/{user}"
@@ -411,19 +412,11 @@ class DiracBackend(Backend):
                                                info.get("Site", ""))
         return states
 
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        value = self.call("selectJobs", self.api.selectJobs, status=status,
-                          minorStatus=minor_status, applicationStatus=application_status,
-                          site=site, owner=owner, jobGroup=job_group, date=date,
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        s = selection
+        value = self.call("selectJobs", self.api.selectJobs, status=s.status,
+                          minorStatus=s.minor_status, applicationStatus=s.application_status,
+                          site=s.site, owner=s.owner, jobGroup=s.job_group, date=s.date,
                           printErrors=False)
         return sorted(int(i) for i in value or [])
 
@@ -432,14 +425,15 @@ class DiracBackend(Backend):
         a job as it was (seen once on the box, for a job killed right after its submission,
         which went on to Waiting), so jobs still active are killed again, a bounded number of
         times."""
-        for attempt in range(self.retries + 1):
-            active = [i for i, s in self.status(ids).items() if not s.status.is_final]
-            if not active:
-                return
-            if attempt:
-                log.warning("%d job(s) still active after killJob (retrying)", len(active))
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.call("killJob", self.api.killJob, active)
+        active = [i for i, s in self.status(ids).items() if not s.status.is_final]
+        for attempt in attempts(TransientBackendError, self.retries + 1, self.backoff, "killJob"):
+            with attempt:
+                if active:
+                    self.call("killJob", self.api.killJob, active)
+                active = [i for i, s in self.status(active).items() if not s.status.is_final]
+                if active:
+                    raise TransientBackendError(f"{len(active)} job(s) still active after "
+                                                f"killJob, e.g. {active[0]}")
 
     def delete(self, ids: Sequence[int]) -> None:
         """Kill, wait until stopped, then DIRAC's ``deleteJob``, read back.
@@ -455,18 +449,19 @@ class DiracBackend(Backend):
         while time.monotonic() < deadline and not all(
                 s.status.is_final for s in self.status(left).values()):
             time.sleep(POLL_SECONDS)
-        for attempt in range(self.retries + 1):
-            for chunk in chunked(left, BULK):
-                try:
-                    self.call("deleteJob", self.api.deleteJob, chunk)
-                except BackendError as exc:
-                    if "failed deletion" not in str(exc):
-                        raise
-            left = [i for i, s in self.status(left).items() if s.status != JobStatus.DELETED]
-            if not left:
-                return
-            time.sleep(self.backoff * 2 ** attempt)
-        raise BackendError(f"{len(left)} job(s) not deleted, e.g. {left[0]}")
+        for attempt in attempts(TransientBackendError, self.retries + 1, self.backoff,
+                                "deleteJob"):
+            with attempt:
+                for chunk in chunked(left, BULK):
+                    try:
+                        self.call("deleteJob", self.api.deleteJob, chunk)
+                    except BackendError as exc:
+                        if "failed deletion" not in str(exc):
+                            raise
+                left = [i for i, s in self.status(left).items()
+                        if s.status != JobStatus.DELETED]
+                if left:
+                    raise TransientBackendError(f"{len(left)} job(s) not deleted, e.g. {left[0]}")
 
     def reschedule(self, ids: Sequence[int]) -> None:
         self.call("rescheduleJob", self.api.rescheduleJob, [int(i) for i in ids])
@@ -616,11 +611,8 @@ def submission_groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:
 
 def job_entry(spec: JobSpec) -> dict[str, object]:
     """What ``run_job.py`` needs of a job: its steps, its output, what to clean up after."""
-    intermediate = [step[step.index("--outfile") + 1] for step in spec.steps
-                    if "--outfile" in step and step[step.index("--outfile") + 1] !=
-                    spec.output_file]
     return {"steps": [list(step) for step in spec.steps], "output_file": spec.output_file,
             # DIRAC uploads the local file named like the output LFN
             "upload_name": Path(spec.output_lfn).name,
             "cleanup": [Path(lfn).name for lfn in (*spec.input_lfns, *spec.input_data)]
-            + intermediate}
+            + list(spec.intermediate_files)}

@@ -23,15 +23,16 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import sqlite
 from ..checksums import copy_atomic, copy_into, same_checksum
 from ..exceptions import BackendError, DataError
 from ..iterutils import chunked
-from ..models import UNCONFIRMED, JobSpec, JobState, JobStatus, RemoteFile
+from ..models import ANY_JOB, UNCONFIRMED, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
 from ..paths import validate_lfn
 from .base import Backend
 
@@ -83,10 +84,7 @@ def now() -> str:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the catalog database, shared safely by the CLI, the queue runner and the jobs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 60000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn = sqlite.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.executescript(SCHEMA)
     return conn
@@ -96,6 +94,7 @@ class LocalBackend(Backend):
     """Jobs as local processes, files in a local catalog; see the module docstring."""
 
     name = "local"
+    root: Path
 
     def __init__(
         self,
@@ -132,16 +131,9 @@ class LocalBackend(Backend):
         return conn
 
     # --- helpers ------------------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken before reading so concurrent writers queue up."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction on this thread's connection (see ``sqlite.transaction``)."""
+        return sqlite.transaction(self.db)
 
     def replica_path(self, lfn: str, se: str) -> Path:
         """Where the replica of ``lfn`` on ``se`` is stored."""
@@ -241,28 +233,18 @@ class LocalBackend(Backend):
                 found.setdefault(name, []).append(int(job_id))
         return found
 
-    def select_jobs(
-        self,
-        status: str | None = None,
-        minor_status: str | None = None,
-        application_status: str | None = None,
-        site: str | None = None,
-        job_group: str | None = None,
-        date: str | None = None,
-        owner: str | None = None,
-    ) -> list[int]:
-        if owner is not None and owner != self.user:
+    def select_jobs(self, selection: JobSelection = ANY_JOB) -> list[int]:
+        if selection.owner is not None and selection.owner != self.user:
             return []  # every local job belongs to the local user
         query, args = "SELECT id FROM jobs WHERE 1 = 1", []
-        for column, value in (("status", status), ("minor_status", minor_status),
-                              ("application_status", application_status), ("site", site),
-                              ("job_group", job_group)):
+        for column, value in (("status", selection.status),
+                              ("minor_status", selection.minor_status),
+                              ("application_status", selection.application_status),
+                              ("site", selection.site), ("job_group", selection.job_group),
+                              ("substr(submitted, 1, 10)", selection.date)):
             if value is not None:
                 query += f" AND {column} = ?"
                 args.append(value)
-        if date is not None:
-            query += " AND substr(submitted, 1, 10) = ?"
-            args.append(date)
         return [int(row[0]) for row in self.db.execute(query + " ORDER BY id", args)]
 
     def status(self, ids: Sequence[int]) -> dict[int, JobState]:
@@ -297,6 +279,24 @@ class LocalBackend(Backend):
                 db.execute("INSERT INTO job_history VALUES (?, ?, ?, ?, ?)",
                            (job_id, status.value, minor, application, stamp))
         return changed
+
+    # --- the queue runner's view ------------------------------------------------------------
+    def job_pids(self, statuses: Sequence[JobStatus]) -> list[tuple[int, int | None]]:
+        """(id, wrapper process id) of the jobs in ``statuses``."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.execute(f"SELECT id, pid FROM jobs WHERE status IN ({marks})",  # noqa: S608
+                               [s.value for s in statuses])
+        return [(int(job_id), pid) for job_id, pid in rows]
+
+    def waiting_jobs(self, limit: int) -> list[int]:
+        """The ``limit`` oldest Waiting jobs."""
+        rows = self.db.execute("SELECT id FROM jobs WHERE status = 'Waiting' ORDER BY id "
+                               "LIMIT ?", (limit,))
+        return [int(job_id) for (job_id,) in rows]
+
+    def set_process(self, job_id: int, pid: int) -> None:
+        """Record the process running a job (its wrapper), at this backend's site."""
+        self.db.execute("UPDATE jobs SET pid = ?, site = ? WHERE id = ?", (pid, SITE, job_id))
 
     def kill(self, ids: Sequence[int]) -> None:
         active = [s for s in self.status(ids).values() if not s.status.is_final]
@@ -336,14 +336,16 @@ class LocalBackend(Backend):
     def job_log(self, job_id: int) -> str:
         log = self.job_dir(job_id) / "std.out"
         if not self.status([job_id]):
-            raise BackendError(f"no job {job_id} on the local backend")
+            raise BackendError(f"no job {job_id} on the local backend in {self.root}",
+                               "is this the analysis' local backend (--local-root)?")
         return log.read_text(errors="replace") if log.exists() else ""
 
     def job_spec(self, job_id: int) -> tuple[JobSpec, str]:
         """The spec and payload environment a job was submitted with."""
         row = self.db.execute("SELECT spec, env FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise BackendError(f"no job {job_id} on the local backend")
+            raise BackendError(f"no job {job_id} on the local backend in {self.root}",
+                               "is this the analysis' local backend (--local-root)?")
         return JobSpec.from_dict(json.loads(row[0])), row[1]
 
     def job_input_data(self, job_id: int) -> list[str]:
@@ -386,7 +388,7 @@ class LocalBackend(Backend):
         meta = known if known is not None and known.lfn == lfn and known.replicas else \
             self.metadata([lfn]).get(lfn)
         if meta is None or not meta.replicas:
-            raise DataError(f"no such file in the catalog: {lfn}")
+            raise DataError(f"no such file in the local catalog in {self.root}: {lfn}")
         errors = []
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -428,7 +430,7 @@ class LocalBackend(Backend):
         self.check_se(se)
         meta = self.metadata([lfn]).get(lfn)
         if meta is None:
-            raise DataError(f"no such file in the catalog: {lfn}")
+            raise DataError(f"no such file in the local catalog in {self.root}: {lfn}")
         if se in meta.replicas:
             return
         source = self.replica_path(lfn, meta.replicas[0])

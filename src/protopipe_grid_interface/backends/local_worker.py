@@ -49,11 +49,7 @@ def run_queue(root: Path, max_parallel: int) -> None:
             for job_id, child in list(children.items()):
                 if child.poll() is not None:
                     del children[job_id]
-            marks = ",".join("?" * len(IN_FLIGHT))
-            in_flight = backend.db.execute(
-                f"SELECT id, pid FROM jobs WHERE status IN ({marks})",  # noqa: S608
-                [s.value for s in IN_FLIGHT],
-            ).fetchall()
+            in_flight = backend.job_pids(IN_FLIGHT)
             busy = 0
             for job_id, pid in in_flight:
                 if job_id in children or pid_alive(pid):
@@ -62,10 +58,7 @@ def run_queue(root: Path, max_parallel: int) -> None:
                     backend.set_status(job_id, JobStatus.FAILED, "Job stalled: worker died",
                                        only_from=IN_FLIGHT)
             free = max(0, max_parallel - busy)
-            waiting = backend.db.execute(
-                "SELECT id FROM jobs WHERE status = 'Waiting' ORDER BY id LIMIT ?", (free,)
-            ).fetchall()
-            for (job_id,) in waiting:
+            for job_id in backend.waiting_jobs(free):
                 if not backend.set_status(job_id, JobStatus.MATCHED, "Assigned",
                                           only_from=[JobStatus.WAITING]):
                     continue
@@ -74,8 +67,7 @@ def run_queue(root: Path, max_parallel: int) -> None:
                      "job", str(root), str(job_id)],
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
-                backend.db.execute("UPDATE jobs SET pid = ?, site = ? WHERE id = ?",
-                                   (child.pid, "LOCAL.localhost.xx", job_id))
+                backend.set_process(job_id, child.pid)
                 children[job_id] = child
                 busy += 1
             if busy == 0:

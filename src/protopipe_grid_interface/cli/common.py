@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -23,13 +23,29 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..backends import open_backend
 from ..backends.base import Backend
-from ..config import GridConfig, SoftwareSection
-from ..exceptions import InputError, Interrupted, PipelineError
+from ..exceptions import INTERRUPTED, DataError, InputError, PipelineError
 from ..software import default_payload_env
 
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from ..store import Store
+    from ..workflow.analysis import Analysis
+    from ..workflow.collect import Tracker
+
+#: width of output that is not a terminal (a pipe, a log): lines are never cut, and a table is
+#: as wide as its content, so paths and LFNs stay whole for grep and for people
+PIPE_WIDTH = 10_000
+
+
+def make_console(stderr: bool) -> Console:
+    """Rich output on a terminal; elsewhere the same text, never wrapped."""
+    terminal = Console(stderr=stderr).is_terminal
+    return Console(stderr=stderr, highlight=False, soft_wrap=True,
+                   width=None if terminal else PIPE_WIDTH)
+
+
+console, errors = make_console(stderr=False), make_console(stderr=True)
 
 BACKENDS = ("local", "dirac")
 
@@ -44,8 +60,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     """Call ``func``; turn every failure into one line on stderr and an exit code."""
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s" if debug
+                        else "%(levelname)s: %(message)s")
     try:
         return func(args)
     except PipelineError as exc:
@@ -53,7 +71,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print(f"{prog}: interrupted", markup=False)
-        return Interrupted.exit_code
+        return INTERRUPTED
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         errors.print(f"{prog}: error: {where}{exc.strerror or exc}", markup=False, soft_wrap=True)
@@ -66,19 +84,23 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
         return 1
 
 
-def default_local_root() -> Path:
-    """Where the local backend keeps its catalog, storage and jobs by default."""
-    if "PGI_LOCAL_ROOT" in os.environ:
-        return Path(os.environ["PGI_LOCAL_ROOT"])
-    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return data / "protopipe-grid-interface" / "local-grid"
+def add_backend_choice(parser: argparse._ActionsContainer,
+                       what: str = "where jobs run and files live") -> None:
+    """``--backend``; without it, ``$PGI_BACKEND``, else local (see :func:`backend_name`)."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help=f"{what} (default: $PGI_BACKEND, else local)")
+
+
+def backend_name(args: argparse.Namespace) -> str:
+    """The backend a command uses: ``--backend``, else ``$PGI_BACKEND``, else local."""
+    from ..settings import environment
+
+    return getattr(args, "backend", None) or environment().backend
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend")
-    group.add_argument("--backend", choices=BACKENDS, default=os.environ.get("PGI_BACKEND",
-                                                                              "local"),
-                       help="where jobs run and files live (default: local, or $PGI_BACKEND)")
+    add_backend_choice(group)
     group.add_argument("--local-root", type=Path, default=None,
                        help="local backend folder (default: $PGI_LOCAL_ROOT or "
                             "~/.local/share/protopipe-grid-interface/local-grid)")
@@ -86,26 +108,123 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="Python environment with protopipe, for the local backend")
 
 
-def make_backend(args: argparse.Namespace, grid: GridConfig | None = None) -> Backend:
-    """The backend chosen on the command line, set up from the analysis' grid.yaml if any."""
-    name = getattr(args, "backend", "local")
-    software = grid.Software if grid is not None else SoftwareSection()
-    if name == "dirac":
-        from ..backends.dirac import DiracBackend, Environment
+def make_backend(args: argparse.Namespace, analysis: Analysis | None = None) -> Backend:
+    """The backend of the command: an analysis' own (see ``Analysis.backend_choice``), else
+    ``--backend``, ``$PGI_BACKEND`` or local; the local one in ``--local-root``,
+    ``$PGI_LOCAL_ROOT`` or its default folder."""
+    from ..settings import environment
 
-        if software.worker_env:
-            environment = Environment("venv", software.worker_env)
-        else:
-            environment = Environment("conda", software.conda_setup, software.conda_env)
-        admin = os.environ.get("PGI_ADMIN_PROXY")
-        return DiracBackend(environment, ses=grid.GRID.upload_sites if grid else (),
-                            admin_proxy=Path(admin) if admin else None)
-    from ..backends.local import LocalBackend
+    settings = environment()
+    name, root = getattr(args, "backend", None), getattr(args, "local_root", None)
+    if analysis is not None:
+        name, root = analysis.backend_choice(name, root, settings.backend, settings.local_grid)
+    grid = analysis.grid if analysis is not None else None
+    return open_backend(name or settings.backend, root or settings.local_grid,
+                        grid.Software if grid else None, getattr(args, "payload_env", None),
+                        grid.GRID.upload_sites if grid else (), settings.admin_proxy)
 
-    env = getattr(args, "payload_env", None) or (Path(software.local_env) if software.local_env
-                                                 else default_payload_env())
-    root = getattr(args, "local_root", None) or default_local_root()
-    return LocalBackend(root, payload_env=env)
+
+@dataclass
+class Session:
+    """An open analysis (its grid home known), its state database and its backend."""
+
+    analysis: Analysis
+    store: Store
+    backend: Backend
+
+
+@contextmanager
+def recorded(analysis: Analysis, backend: Backend | None = None) -> Iterator[Store]:
+    """The analysis' state database, with the command recorded in it (argv, version, the
+    configurations' hashes, then its exit code); a command that used ``backend`` and
+    succeeded records it as the analysis' backend, if none is yet."""
+    store = analysis.store()
+    command = store.start_command(sys.argv, __version__, analysis.config_hashes())
+    code = 1
+    try:
+        yield store
+        code = 0
+    finally:
+        store.finish_command(command, code)
+        store.close()
+    if backend is not None:
+        analysis.remember_backend(backend.name, backend.root)
+
+
+@contextmanager
+def session(args: argparse.Namespace) -> Iterator[Session]:
+    """The analysis of ``--metadata``, with its backend, its state database, the command
+    recorded."""
+    from ..workflow.analysis import Analysis
+
+    analysis = Analysis.open(args.metadata)
+    backend = make_backend(args, analysis)
+    analysis = analysis.with_home(backend.home)
+    with recorded(analysis, backend) as store:
+        yield Session(analysis, store, backend)
+
+
+def payload_env(args: argparse.Namespace, analysis: Analysis | None = None) -> Path:
+    """Where protopipe runs on this machine: ``--payload-env``, else grid.yaml's
+    ``Software.local_env``, else the installed payload environment."""
+    configured = analysis.grid.Software.local_env if analysis is not None else ""
+    return args.payload_env or (Path(configured) if configured else default_payload_env())
+
+
+def templates(env: Path | None) -> Path:
+    """protopipe's example configurations (the analysis templates) in ``env``."""
+    from ..software import check_payload_env, example_configs
+
+    return example_configs(check_payload_env(env or default_payload_env()))
+
+
+def get_files(backend: Backend, path: str, outdir: Path, workers: int) -> int:
+    """Download the file ``path`` or the files of the folder ``path``, verified."""
+    from ..workflow.collect import download
+    from ..workflow.files import remote_files
+
+    remote = remote_files(backend, path)
+    with tracker() as progress:
+        report = download(backend, remote, outdir, workers=workers,
+                          progress=progress("downloading", len(remote)))
+    print_lines([f"{len(report.fetched)} fetched, {len(report.present)} already present, "
+                 f"{len(report.failed)} failed"])
+    if report.failed:
+        raise DataError(f"{len(report.failed)} file(s) not downloaded: "
+                        f"{next(iter(report.failed))}")
+    return 0
+
+
+def remove_files(backend: Backend, path: str, yes: bool, dry_run: bool) -> int:
+    """Show the file ``path`` or the files of the folder ``path``, ask, remove them."""
+    from ..workflow.files import remote_files, remove
+
+    remote = remote_files(backend, path)
+    print_lines([f"{f.lfn} ({f.size} B, {','.join(f.replicas)})" for f in remote])
+    if dry_run:
+        return 0
+    if not confirm(f"remove these {len(remote)} file(s) and all their replicas?", yes):
+        return 1
+    remove(backend, remote)
+    print_lines([f"{len(remote)} file(s) removed"])
+    return 0
+
+
+def key_values(items: Sequence[str], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a mapping; anything else is a one-line error."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"{option} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def print_lines(lines: Sequence[str]) -> None:
+    """Plain lines on standard output, never wrapped (paths and LFNs stay whole)."""
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def confirm(question: str, assume_yes: bool) -> bool:
@@ -121,22 +240,21 @@ def confirm(question: str, assume_yes: bool) -> bool:
 
 
 @contextmanager
-def no_progress() -> Iterator[Callable[[int], None]]:
-    """What ``progress_bar`` yields where nothing should be drawn (``--json`` output)."""
-    yield lambda n: None
-
-
-@contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on a terminal; silence elsewhere. Yields ``advance(n)``."""
-    if not console.is_terminal or total == 0:
-        yield lambda n: None
+def tracker() -> Iterator[Tracker]:
+    """Rich progress bars on a terminal, one per task the work starts; silence elsewhere.
+    Yields ``start(what, total)``, which returns ``advance(n)``."""
+    if not console.is_terminal:
+        yield lambda what, total: lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                  transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+                  transient=False) as bars:
+
+        def start(what: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(what, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield start
 
 
 def version_text(verbose: bool) -> str:
@@ -178,11 +296,3 @@ def duration(value: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected a duration such as 90s, 30m or 24h, got {value!r}")
     return seconds
-
-
-def parse_choices(values: Sequence[str], choices: Sequence[str], option: str) -> list[str]:
-    for value in values:
-        if value not in choices:
-            raise InputError(f"{option}: invalid choice {value!r}",
-                             f"expected one of {', '.join(choices)}")
-    return list(values)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 
-from .common import ArgumentParser, console
+from .common import ArgumentParser, add_backend_choice, backend_name, console
 
-VERDICT_STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
+VERDICT_STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
 
 
 def positive_float(value: str) -> float:
@@ -26,10 +25,11 @@ def positive_float(value: str) -> float:
 
 def register(nouns: argparse._SubParsersAction[ArgumentParser]) -> None:
     """Add ``doctor`` and ``dirac configure`` to the ``protopipe-grid`` subcommands."""
-    from ..doctor import DEFAULT_NEEDED_HOURS, DEFAULT_TIMEOUT
+    from ..setup.checks import DEFAULT_NEEDED_HOURS, DEFAULT_TIMEOUT
 
-    p = nouns.add_parser("doctor", help="check this machine's grid set-up: VOMS variables, "
-                         "proxy, dirac.cfg, servers, clock, protopipe")
+    p = nouns.add_parser("doctor", help="check this machine's set-up: protopipe, and for the "
+                         "dirac backend VOMS variables, proxy, dirac.cfg, servers, clock")
+    add_backend_choice(p, "the backend to check for: dirac checks the grid set-up too")
     p.add_argument("--needed-hours", type=positive_float, default=DEFAULT_NEEDED_HOURS,
                    help="hours the planned submission needs the proxy for (default: "
                         f"{DEFAULT_NEEDED_HOURS:g})")
@@ -58,10 +58,11 @@ def register(nouns: argparse._SubParsersAction[ArgumentParser]) -> None:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    from ..diraccfg import load_settings
-    from ..doctor import DoctorOptions, run_checks
+    from ..setup.checks import DoctorOptions, run_checks
+    from ..setup.diraccfg import load_settings
 
-    options = DoctorOptions(needed_hours=args.needed_hours, timeout=args.timeout,
+    options = DoctorOptions(grid=backend_name(args) == "dirac", needed_hours=args.needed_hours,
+                            timeout=args.timeout,
                             payload_env=args.payload_env,
                             settings=load_settings(args.settings))
     report = run_checks(options=options)
@@ -85,10 +86,13 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def dirac_configure(args: argparse.Namespace) -> int:
-    from ..diraccfg import default_target, load_settings, plan_configure, write_configure
+    from ..setup.dirac_client import default_target
+    from ..setup.diraccfg import load_settings, plan_configure, write_configure
+    from ..setup.machine import Machine
 
     settings = load_settings(args.settings)
-    target = args.file or default_target(os.environ, Path.home())
+    machine = Machine.current()
+    target = args.file or default_target(machine.env, machine.home)
     plan = plan_configure(target, settings)
     if not plan.changed:
         console.print(f"{target} already has these settings: nothing to do", markup=False,

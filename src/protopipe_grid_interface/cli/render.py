@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from rich.table import Table
 
-from ..models import JobSpec, JobStatus
+from ..models import JobStatus, Particle, RemoteFile, Stage
+from ..paths import AnalysisTree
 from ..store import JobRecord
+from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.split import StageList
+from ..workflow.submit import PlannedJob, SubmitReport
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
+from ..workflow.upload import UploadReport
 from ..workflow.verify import FileCheck, Verdict, VerifyReport
-from .common import console
+from .common import console, print_lines
 
 #: rows of the table of bad files shown on a terminal (--json has them all)
 MAX_BAD_ROWS = 50
@@ -24,20 +29,86 @@ STATUS_STYLE = {"Done": "green", "Failed": "red", "Killed": "red", "Running": "c
                 "Waiting": "yellow", "Planned": "dim"}
 
 
-def plan_table(specs: Sequence[JobSpec], backend: str) -> None:
-    """The whole plan: every job, its files, its output path."""
-    table = Table(title=f"plan: {len(specs)} job(s) on the {backend} backend", show_lines=False)
-    for column in ("job", "files", "first input", "output LFN"):
+def plan_table(planned: Sequence[PlannedJob], backend: str) -> None:
+    """The whole plan: every job, its files, its output, what a submission would do."""
+    table = Table(title=f"plan: {plural(len(planned), 'job')} on the {backend} backend")
+    for column in ("job", "files", "first input", "output LFN", "now"):
         table.add_column(column, overflow="fold")
-    for spec in specs:
-        table.add_row(spec.name, str(len(spec.input_lfns)), spec.input_lfns[0], spec.output_lfn)
+    for job in planned:
+        spec = job.spec
+        table.add_row(spec.name, str(len(spec.input_lfns)), spec.input_lfns[0], spec.output_lfn,
+                      job.state)
     console.print(table)
+    if planned:
+        specs = [job.spec for job in planned]
+        extra = sorted({lfn for spec in specs for lfn in spec.input_data})
+        print_lines([f"steps per job: up to {max(len(s.steps) for s in specs)}; input data "
+                     f"besides simulations: {', '.join(extra) or 'none'}; output SE: "
+                     f"{specs[0].output_se}; CPU time: {specs[0].cpu_time} s",
+                     f"{sum(job.to_submit for job in planned)} job(s) would be submitted"])
+
+
+def legacy_plan_lines(planned: Sequence[PlannedJob], stage: Stage, particle: Particle,
+                      backend: str, files_per_job: int) -> list[str]:
+    """``protopipe-SUBMIT_JOBS --dry``: the whole plan, a line per job."""
+    specs = [job.spec for job in planned]
+    lines = ["This is a DRY RUN! -- NO job has been submitted!",
+             f"plan: {stage.value} {particle.value}, {len(specs)} job(s) for "
+             f"{sum(len(s.input_lfns) for s in specs)} file(s) (at most {files_per_job} per "
+             f"job) on the {backend} backend"]
+    lines += [f"  {job.spec.name}: {len(job.spec.input_lfns)} file(s) from "
+              f"{job.spec.input_lfns[0]} -> {job.spec.output_lfn} "
+              f"[{job.state if job.to_submit else job.state + ': skipped'}]" for job in planned]
     if specs:
         extra = sorted({lfn for spec in specs for lfn in spec.input_data})
-        console.print(f"steps per job: up to {max(len(s.steps) for s in specs)}; input data "
-                      f"besides simulations: {', '.join(extra) or 'none'}; output SE: "
-                      f"{specs[0].output_se}; CPU time: {specs[0].cpu_time} s", markup=False,
-                      soft_wrap=True)
+        lines += [f"input data besides simulations: {', '.join(extra) or 'none'}",
+                  f"output SE: {specs[0].output_se}; CPU time per job: {specs[0].cpu_time} s; "
+                  f"banned sites: {', '.join(specs[0].banned_sites) or 'none'}"]
+    return lines
+
+
+def submit_line(stage: Stage, report: SubmitReport) -> str:
+    """What a submission did."""
+    confirmed = f", {report.confirmed} unconfirmed job(s) confirmed" if report.confirmed else ""
+    return (f"{stage.value}: {len(report.submitted)} submitted, {report.skipped_existing} "
+            f"skipped (output exists), {report.already_submitted} already submitted, "
+            f"{report.recovered} recovered from an interrupted run{confirmed}")
+
+
+def upload_line(report: UploadReport, ses: Sequence[str]) -> str:
+    return (f"{len(report.uploaded)} uploaded, {len(report.unchanged)} unchanged, "
+            f"{len(report.replicated)} replica(s) made on {', '.join(ses)}")
+
+
+def created_lines(tree: AnalysisTree) -> list[str]:
+    """A new analysis, what to fill in before its first submission, and the next step."""
+    return [f"analysis created: {tree.root}",
+            f"before submitting, fill in {tree.configs / 'analysis.yaml'} (General: production, "
+            "site, array, cam_id_list; the models' method_name) and "
+            f"{tree.grid_config} (GRID: upload_sites, output_se; Software)",
+            f"next: protopipe-grid dataset split -m {tree.metadata_file} --gammas G.list "
+            "--protons P.list --electrons E.list"]
+
+
+def dump_table(files: Sequence[RemoteFile], per_se: Counter[str], output: Path) -> None:
+    """A dataset dump: files per storage element, and where the lists went."""
+    table = Table(title=f"{plural(len(files), 'file')}, "
+                        f"{sum(f.size for f in files) / 1e6:.1f} MB")
+    table.add_column("storage element")
+    table.add_column("replicas", justify="right")
+    for se, count in per_se.most_common():
+        table.add_row(se, str(count))
+    console.print(table)
+    print_lines([f"list: {output}; replicas: {output}.replicas"])
+
+
+def outputs_table(outputs: Mapping[str, Path]) -> None:
+    table = Table(title="outputs")
+    table.add_column("what")
+    table.add_column("where", overflow="fold")
+    for what, path in outputs.items():
+        table.add_row(what, str(path))
+    console.print(table)
 
 
 def status_table(records: Sequence[JobRecord]) -> None:
@@ -54,6 +125,41 @@ def status_table(records: Sequence[JobRecord]) -> None:
         row = [counts.get((stage, particle, state), 0) for state in states]
         table.add_row(stage, particle, *[str(n) if n else "" for n in row], str(sum(row)))
     console.print(table)
+
+
+def collect_lines(reports: Sequence[CollectReport]) -> list[str]:
+    """Per particle: outputs, what was fetched, what failed, the merge."""
+    lines = []
+    for r in reports:
+        waiting = f"; {plural(r.unfinished, 'job')} not finished yet" if r.unfinished else ""
+        lines.append(f"{r.particle.value}: {len(r.download.fetched)} fetched, "
+                     f"{len(r.download.present)} already present, {len(r.download.failed)} "
+                     f"failed -> {r.outdir}{waiting}")
+        lines += [f"  FAILED {lfn}: {problem}" for lfn, problem in r.download.failed.items()]
+        lines += merge_lines([r.merged] if r.merged else [])
+    return lines
+
+
+def merge_lines(results: Sequence[MergeResult]) -> list[str]:
+    """Each merged file, its inputs and simulated showers, and what the merge noted."""
+    lines = []
+    for m in results:
+        done = "up to date" if m.up_to_date else "merged"
+        lines.append(f"{m.path}: {m.files} of {m.inputs} file(s) {done}, {m.showers} simulated "
+                     "showers")
+        lines += [f"  note: {note}" for note in m.notes]
+    return lines
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def split_lines(results: Sequence[tuple[StageList, bool]]) -> list[str]:
+    """One line per list a split wrote: its path, its size, whether grid.yaml names it."""
+    return [f"{stage_list.path}: {len(stage_list.lfns)} file(s)"
+            + (" (set in grid.yaml)" if named else "") for stage_list, named in results]
 
 
 def status_line(records: Sequence[JobRecord]) -> str:

@@ -59,6 +59,13 @@ class MergeError(Exception):
     pass
 
 
+def plain(value):
+    """A value as people read it: numpy scalars as plain numbers, text without quotes."""
+    if hasattr(value, "item") and getattr(value, "size", 1) == 1:
+        value = value.item()
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def note(msg):
     sys.stderr.write("%s: %s\n" % (PROG, msg))
 
@@ -128,9 +135,10 @@ class Merge(object):
             self.first_attrs, self.first_file = attrs, path
         elif attrs.get("shower_reuse") != self.first_attrs.get("shower_reuse"):
             raise MergeError(
-                "%s: shower_reuse=%r differs from %r in %s"
-                % (path, attrs.get("shower_reuse"), self.first_attrs.get("shower_reuse"),
-                   self.first_file)
+                "%s: each shower is reused %s times, %s times in %s: files of different "
+                "simulations (merge them separately)"
+                % (path, plain(attrs.get("shower_reuse")),
+                   plain(self.first_attrs.get("shower_reuse")), self.first_file)
             )
         self.num_showers += int(attrs.get("num_showers", 0))
         self.any_showers = self.any_showers or "num_showers" in attrs

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import AnalysisConfig, GridConfig, load_analysis, load_grid
+from ..config import (
+    AnalysisConfig,
+    GridConfig,
+    load_analysis,
+    load_grid,
+    load_metadata,
+    set_yaml_values,
+)
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
-from ..paths import STAGE_PARTICLES, AnalysisTree
+from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory
 from ..store import Store
 from .plan import PlanSettings, plan_jobs
-from .split import read_list, read_replicas
-from .tree import open_tree
+from .split import SplitInput, StageList, read_list, read_replicas, split_files
+from .tree import open_tree, record_backend
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 LIST_SECTIONS = {
     Stage.TRAINING_ENERGY: "EnergyRegressor",
@@ -42,10 +52,56 @@ class Analysis:
             path = path / "analysis_metadata.yaml"
         tree = open_tree(path)
         grid = load_grid(tree.grid_config)
+        dirs = grid.GRID
+        tree = replace(tree, lfn_models=dirs.model_dir, lfn_dirs=(
+            (Stage.TRAINING_ENERGY, dirs.training_dir_energy),
+            (Stage.TRAINING_CLASSIFICATION, dirs.training_dir_classification),
+            (Stage.DL2, dirs.dl2_dir)))
         if grid.GRID.home_grid and not tree.grid_home:
-            tree = AnalysisTree(tree.analyses_directory, tree.name, grid.GRID.home_grid,
-                                tree.path_from_home or grid.GRID.outdir)
+            tree = replace(tree, grid_home=grid.GRID.home_grid,
+                           path_from_home=tree.path_from_home or grid.GRID.outdir)
         return cls(tree, grid, load_analysis(cls.config_path_of(tree, grid)))
+
+    @classmethod
+    def open_legacy(cls, metadata: Path | None, name: str | None, local_path: Path | None,
+                    grid_home: str | None, path_from_home: str, mode: str) -> Analysis:
+        """The original commands' ways to name an analysis: its metadata file, else
+        ``<local_path>/shared_folder/analyses/<name>`` with ``grid_home`` and
+        ``path_from_home`` (a folder without metadata gets default configurations)."""
+        if metadata is not None:
+            analysis = cls.open(metadata)
+            return analysis.with_home(grid_home) if grid_home else analysis
+        if not name:
+            raise InputError("no analysis given",
+                             "use --metadata, or --analysis_name (with --local_path)")
+        analyses = analyses_directory(Path(local_path or ".")).resolve()
+        root = analyses / name
+        if (root / "analysis_metadata.yaml").is_file():
+            analysis = cls.open(root / "analysis_metadata.yaml")
+        elif root.is_dir():
+            analysis = cls(AnalysisTree(analyses, name),
+                           GridConfig.model_validate({"General": {"mode": mode}}),
+                           AnalysisConfig())
+        else:
+            raise InputError(f"{root}: analysis folder not found",
+                             "check --local_path and --analysis_name, or use --metadata")
+        if not grid_home:
+            return analysis
+        tree = replace(analysis.tree, grid_home=grid_home, path_from_home=path_from_home)
+        return cls(tree, analysis.grid, analysis.protopipe)
+
+    @classmethod
+    def open_folder(cls, folder: Path, option: str) -> Analysis:
+        """The analysis in ``folder`` (given as ``option``), whose metadata must describe it."""
+        if not folder.is_dir():
+            raise InputError(f"{option} {folder}: analysis folder not found",
+                             "create it with protopipe-CREATE_ANALYSIS")
+        described = open_tree(folder / "analysis_metadata.yaml").root
+        if described.resolve() != folder.resolve():
+            raise InputError(f"{option} {folder}: its analysis_metadata.yaml describes "
+                             f"{described}", "use that folder, or fix analyses_directory and "
+                             "analysis_name in the metadata")
+        return cls.open(folder)
 
     @staticmethod
     def config_path_of(tree: AnalysisTree, grid: GridConfig) -> Path:
@@ -67,9 +123,34 @@ class Analysis:
             return self
         if callable(home):
             home = home()
-        tree = AnalysisTree(self.tree.analyses_directory, self.tree.name, home,
-                            self.tree.path_from_home or self.grid.GRID.outdir)
+        tree = replace(self.tree, grid_home=home,
+                       path_from_home=self.tree.path_from_home or self.grid.GRID.outdir)
         return Analysis(tree, self.grid, self.protopipe)
+
+    def backend_choice(self, asked: str | None, asked_root: Path | None, default: str,
+                       default_root: Path) -> tuple[str, Path]:
+        """The backend this analysis runs on, and the local backend's folder: what its
+        metadata records (a different one asked for is refused, so that jobs and files are
+        never looked for where they are not), else what is asked for, else the defaults."""
+        metadata = load_metadata(self.tree.metadata_file)
+        recorded = metadata.backend
+        if recorded is not None and asked is not None and asked != recorded:
+            raise InputError(f"{self.tree.metadata_file}: this analysis runs on the {recorded} "
+                             f"backend, not {asked}",
+                             "leave --backend out, or create another analysis for it")
+        root = Path(metadata.local_root) if metadata.local_root else None
+        if root and asked_root and asked_root.resolve() != root:
+            raise InputError(f"{self.tree.metadata_file}: this analysis' local backend is in "
+                             f"{root}, not {asked_root}", "leave --local-root out")
+        return recorded or asked or default, root or (asked_root or default_root).resolve()
+
+    def remember_backend(self, name: str, root: Path | None) -> None:
+        """Record where this analysis runs in its metadata, unless it is recorded already
+        (the first command that used a backend with it, and succeeded)."""
+        metadata = load_metadata(self.tree.metadata_file)
+        unknown = metadata.backend is None or (name == "local" and not metadata.local_root)
+        if unknown and name in ("local", "dirac"):
+            record_backend(self.tree.metadata_file, name, root)
 
     def config_hashes(self) -> dict[str, str]:
         """sha256 (first 16 digits) of every configuration file: provenance of each command."""
@@ -86,30 +167,38 @@ class Analysis:
         if particle not in STAGE_PARTICLES[stage]:
             raise InputError(f"particle {particle.value!r} has no {stage.value} stage")
         value = str(getattr(getattr(self.grid, section), key))
-        if not value or value.endswith(PLACEHOLDER):
+        if is_unset(value):
             raise ConfigError(f"{self.tree.grid_config}: {section}.{key} is not set",
                               "run `protopipe-grid dataset split` or edit grid.yaml")
         return Path(value)
 
     def set_list_file(self, stage: Stage, particle: Particle, path: Path) -> bool:
-        """Fill a still-placeholder list entry of grid.yaml (comments kept); True if changed."""
+        """Fill a list entry of grid.yaml still empty or a placeholder (comments kept);
+        True if it changed."""
         section, key = LIST_SECTIONS[stage], f"{particle.value}_list"
-        lines = self.tree.grid_config.read_text().splitlines(keepends=True)
-        current = None
-        changed = False
-        for number, line in enumerate(lines):
-            if re.match(r"^\S.*:\s*$", line):
-                current = line.split(":")[0].strip()
-            elif current == section and re.match(rf"^\s+{key}\s*:", line) and PLACEHOLDER in line:
-                indent = line[: len(line) - len(line.lstrip())]
-                lines[number] = f'{indent}{key}: "{path}"\n'
-                changed = True
-        if changed:
-            partial = self.tree.grid_config.with_name("grid.yaml.part")
-            partial.write_text("".join(lines))
-            partial.replace(self.tree.grid_config)
-            self.grid = load_grid(self.tree.grid_config)
-        return changed
+        if not is_unset(getattr(getattr(self.grid, section), key)):
+            return False
+        set_yaml_values(self.tree.grid_config, {(section, key): str(path)})
+        self.grid = load_grid(self.tree.grid_config)
+        return True
+
+    def split(self, inputs: Sequence[SplitInput], seed: int | None = None,
+              overwrite: bool = False) -> list[tuple[StageList, bool]]:
+        """Split list files into ``data/simtel/`` (every input and existing list checked
+        first: see :func:`~.split.plan_split`) and name each new list in grid.yaml where its
+        entry is still unset; return each list with whether grid.yaml now names it."""
+        lists = split_files(inputs, self.tree.simtel_lists, seed, overwrite)
+        return [(stage_list, self.set_list_file(stage_list.stage, stage_list.particle,
+                                                stage_list.path)) for stage_list in lists]
+
+    def model_method(self, model_type: str) -> str:
+        """The model class analysis.yaml names for ``regressor`` or ``classifier``."""
+        method = self.method(model_type)
+        if not method:
+            section = "EnergyRegressor" if model_type == "regressor" else "GammaHadronClassifier"
+            raise InputError(f"{self.config_path}: {section}.method_name is not set",
+                             f"the {model_type} needs a model class")
+        return method
 
     def method(self, model_type: str) -> str | None:
         """The model class analysis.yaml names for ``regressor`` or ``classifier`` (or None)."""
@@ -147,6 +236,33 @@ class Analysis:
         values.update(overrides)
         return PlanSettings(**values)  # type: ignore[arg-type]
 
+    def plan_stage(self, backend: Backend, stage: Stage, particles: Sequence[Particle],
+                   list_file: Path | None = None, **overrides: object) -> list[JobSpec]:
+        """Every job of a stage, particle by particle (``list_file``: instead of grid.yaml's,
+        for one particle); outputs go to ``GRID.output_se``, else the backend's first SE."""
+        if list_file is not None and len(particles) != 1:
+            raise InputError("--list needs exactly one --particle")
+        se = backend.storage_elements()[0]
+        return [spec for particle in stage_particles(stage, particles)
+                for spec in self.plan(stage, particle, se, list_file, **overrides)]
+
+    def legacy_stage(self, output_type: str) -> tuple[Stage, Particle]:
+        """The stage and particle grid.yaml's ``General`` section selects for the original
+        ``--output_type`` (TRAINING: energy, or classification with ``estimate_energy``)."""
+        general, where = self.grid.General, self.tree.grid_config
+        if general.particle is None:
+            raise ConfigError(f"{where}: General.particle is not set",
+                              "set it to gamma, proton or electron")
+        stage = (Stage.DL2 if output_type == "DL2" else Stage.TRAINING_CLASSIFICATION
+                 if general.estimate_energy else Stage.TRAINING_ENERGY)
+        if general.particle not in STAGE_PARTICLES[stage]:
+            allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
+            raise ConfigError(f"{where}: General.particle: {general.particle.value} has no "
+                              f"{stage.value} stage (--output_type {output_type}, "
+                              f"General.estimate_energy {general.estimate_energy})",
+                              f"expected one of: {allowed}")
+        return stage, general.particle
+
     def plan(self, stage: Stage, particle: Particle, output_se: str,
              list_file: Path | None = None, **overrides: object) -> list[JobSpec]:
         """Job specs for one stage and particle, from its list file (and the replica sites
@@ -157,13 +273,20 @@ class Analysis:
                          sites=read_replicas(path))
 
 
-def stage_particles(stage: Stage, particles: list[Particle] | None) -> list[Particle]:
-    """The particles asked for, checked against the stage (all of the stage's by default)."""
+def is_unset(value: object) -> bool:
+    """True for a list entry of grid.yaml that names no list yet (empty, or the template's
+    placeholder)."""
+    return not value or str(value).endswith(PLACEHOLDER)
+
+
+def stage_particles(stage: Stage, particles: Sequence[Particle] | None,
+                    option: str = "--particle") -> list[Particle]:
+    """The particles asked for (``option`` names them in errors), checked against the stage;
+    all of the stage's when none is asked for."""
     allowed = STAGE_PARTICLES[stage]
-    if not particles:
-        return list(allowed)
-    for particle in particles:
+    expected = ", ".join(p.value for p in allowed)
+    for particle in particles or ():
         if particle not in allowed:
-            raise InputError(f"--particle {particle.value}: not part of the {stage.value} stage",
-                             f"expected one of: {', '.join(p.value for p in allowed)}")
-    return particles
+            raise InputError(f"{option} {particle.value}: not part of the {stage.value} stage",
+                             f"expected one of: {expected}")
+    return list(dict.fromkeys(particles)) if particles else list(allowed)

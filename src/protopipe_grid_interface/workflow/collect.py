@@ -12,10 +12,12 @@ copy of the backend, which connects lazily there.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import logging
 import multiprocessing
+import os
 import stat
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
     BrokenExecutor,
@@ -29,16 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..atomic import partial_path
 from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
-from ..exceptions import DataError, PipelineError
-from ..models import Particle, RemoteFile, Stage
-from ..paths import AnalysisTree
-from ..store import Store
+from ..exceptions import DataError, InputError, PipelineError
+from ..models import JobStatus, Particle, RemoteFile, Stage
+from ..paths import AnalysisTree, merged_file_name, output_prefix
+from ..retry import attempts
+from ..store import Download, MergeRecord, Store
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[RemoteFile], None]
+#: ``advance(n)``: n more units of work done (files, here)
+Progress = Callable[[int], None]
+#: ``tracker(what, total)`` starts showing the progress of a task; it returns ``advance(n)``,
+#: called as units are done
+Tracker = Callable[[str, int], Callable[[int], None]]
 #: manifest rows written per transaction
 MANIFEST_BATCH = 100
 
@@ -76,27 +84,22 @@ def fetch_one(backend: Backend, remote: RemoteFile, target: Path, retries: int,
     """
     if is_intact(target, remote):
         return False
-    partial = target.with_name(target.name + ".part")
-    problem = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
-        try:
-            checksum = backend.get_file(remote.lfn, partial, remote)
-        except PipelineError as exc:
-            problem = str(exc)
-            continue
-        size = partial.stat().st_size
-        if size != remote.size:
-            problem = f"size {size}, catalog says {remote.size}"
-        elif not same_checksum(checksum or adler32(partial), remote.checksum):
-            problem = f"adler32 mismatch (catalog says {remote.checksum})"
-        else:
-            partial.replace(target)
-            return True
-        log.warning("%s: %s (attempt %d)", remote.lfn, problem, attempt + 1)
-    partial.unlink(missing_ok=True)
-    raise DataError(f"{remote.lfn}: {problem}")
+    partial = partial_path(target)
+    try:
+        for attempt in attempts(PipelineError, retries + 1, backoff, remote.lfn):
+            with attempt:
+                checksum = backend.get_file(remote.lfn, partial, remote)
+                size = partial.stat().st_size
+                if size != remote.size:
+                    raise DataError(f"size {size}, catalog says {remote.size}")
+                if not same_checksum(checksum or adler32(partial), remote.checksum):
+                    raise DataError(f"adler32 mismatch (catalog says {remote.checksum})")
+                partial.replace(target)
+    except PipelineError as exc:
+        raise DataError(f"{remote.lfn}: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 #: how one file's download ended, and the problem if it failed
@@ -185,7 +188,7 @@ class Downloader:
         for stale in outdir.glob("*.part"):
             stale.unlink()
         report = DownloadReport()
-        manifest: list[tuple[str, Path, int, str, str]] = []
+        manifest: list[Download] = []
 
         def flush() -> None:
             if store is not None and manifest:
@@ -213,11 +216,13 @@ class Downloader:
                 report.failed[remote.lfn] = problem
             else:
                 (report.fetched if state == "fetched" else report.present).append(target)
-            manifest.append((remote.lfn, target, remote.size, remote.checksum, state))
+            mtime = None if state == "failed" else target.stat().st_mtime_ns
+            manifest.append(Download(remote.lfn, target, remote.size, remote.checksum, state,
+                                     mtime))
             if len(manifest) >= MANIFEST_BATCH:
                 flush()
             if progress:
-                progress(remote)
+                progress(1)
         flush()
         return report
 
@@ -238,24 +243,219 @@ def download(
         return downloader.download(files, outdir, store, retries, backoff, progress)
 
 
-def stage_outputs(backend: Backend, tree: AnalysisTree, stage: Stage,
-                  particle: Particle) -> list[RemoteFile]:
-    """The catalogued outputs of one stage and particle: what ``data download`` fetches."""
-    return [f for f in backend.list_directory(tree.lfn_data_dir(stage, particle))
-            if f.lfn.endswith(".h5")]
+def stage_outputs(store: Store, backend: Backend | None, tree: AnalysisTree, stage: Stage,
+                  particle: Particle, mode: str) -> list[RemoteFile]:
+    """The outputs of one stage and particle: those of its Done jobs, as the state database
+    recorded them (LFN, size, adler32).
+
+    An analysis whose jobs another tool submitted has no job of the stage in the state
+    database: its outputs are then listed from the catalog folder, or without a ``backend``
+    taken from the stage's local folder (names and sizes, no checksum)."""
+    records = store.jobs(stage=stage, particle=particle)
+    if not records and backend is not None:
+        log.info("no %s %s job in the state database: listing the catalog", stage.value,
+                 particle.value)
+        return [f for f in backend.list_directory(tree.lfn_data_dir(stage, particle))
+                if f.lfn.endswith(".h5")]
+    if not records:
+        pattern = f"{output_prefix(stage)}_{particle.value}_{mode}_*.h5"
+        return [RemoteFile(path.name, path.stat().st_size, "")
+                for path in sorted(tree.data_dir(stage, particle).glob(pattern))]
+    done = [r for r in records if r.status == JobStatus.DONE]
+    known = [RemoteFile(r.spec.output_lfn, r.output_size, r.output_checksum or "")
+             for r in done if r.output_size is not None]
+    unknown = [r.spec.output_lfn for r in done if r.output_size is None]
+    found = backend.metadata(unknown) if unknown and backend is not None else {}
+    return sorted([*known, *found.values()], key=lambda f: f.lfn)
 
 
-def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> tuple[int, int]:
-    """Merge protopipe files into ``output`` (atomically); return (files merged, num_showers)."""
+@dataclass(frozen=True)
+class MergeResult:
+    """A merged file: how many inputs it holds, their simulated showers, what the merge had
+    to say (inputs skipped, shared obs_ids), and whether it was already up to date (the same
+    inputs as its last merge)."""
+
+    path: Path
+    files: int
+    showers: int
+    #: files given to the merge (some may have been skipped: see ``notes``)
+    inputs: int = 0
+    notes: tuple[str, ...] = ()
+    up_to_date: bool = False
+
+
+@dataclass
+class CollectReport:
+    """What collecting one stage and particle did."""
+
+    stage: Stage
+    particle: Particle
+    outdir: Path
+    outputs: list[RemoteFile]
+    #: jobs of the stage not final yet: their outputs come later
+    unfinished: int
+    download: DownloadReport
+    merged: MergeResult | None = None
+
+
+def verified(store: Store, files: Sequence[RemoteFile], outdir: Path) -> set[str]:
+    """LFNs whose download the manifest records as verified, with the file still as it was
+    then (same size and modification time): not read again."""
+    rows = store.downloads([f.lfn for f in files])
+    good = set()
+    for remote in files:
+        row = rows.get(remote.lfn)
+        target = outdir / Path(remote.lfn).name
+        if row is None or row.state == "failed" or row.path != target or row.mtime_ns is None:
+            continue
+        try:
+            info = target.stat()
+        except FileNotFoundError:
+            continue
+        if ((row.size, row.checksum) == (remote.size, remote.checksum)
+                and (info.st_size, info.st_mtime_ns) == (remote.size, row.mtime_ns)):
+            good.add(remote.lfn)
+    return good
+
+
+def check_target(store: Store, target: Path, overwrite: bool) -> None:
+    """Refuse a merged file this analysis did not make (or that changed since), unless
+    ``overwrite``."""
+    record = store.merge_record(target)
+    if target.exists() and not overwrite and not (record and record.made(target)):
+        raise DataError(f"{target} exists and was not merged by this analysis (or changed "
+                        "since)", "use --overwrite to replace it")
+
+
+def merge_stage(store: Store, outputs: Sequence[RemoteFile], outdir: Path, target: Path,
+                overwrite: bool = False) -> MergeResult:
+    """Merge exactly the local copies of ``outputs`` (in ``outdir``) into ``target``, unless
+    its last merge had the same inputs (then it is up to date); record the merge."""
+    check_target(store, target, overwrite)
+    if not outputs:
+        raise DataError(f"nothing to merge into {target}", "no job of this stage is Done yet")
+    inputs = [outdir / Path(f.lfn).name for f in outputs]
+    missing = [path for path in inputs if not path.is_file()]
+    if missing:
+        raise DataError(f"{missing[0]}: not downloaded ({len(missing)} of {len(inputs)} "
+                        "missing)", "download the stage first")
+    digest = inputs_digest(outputs)
+    record = store.merge_record(target)
+    if record is not None and record.inputs == digest and record.made(target):
+        return MergeResult(target, record.files, record.showers, len(inputs),
+                           up_to_date=True)
+    result = merge(inputs, target, overwrite=True)
+    info = target.stat()
+    store.record_merge(MergeRecord(target, digest, result.files, result.showers, info.st_size,
+                                   info.st_mtime_ns))
+    return result
+
+
+def collect_stage(
+    store: Store,
+    downloader: Downloader,
+    tree: AnalysisTree,
+    stage: Stage,
+    particle: Particle,
+    mode: str,
+    merge_into: Path | None,
+    overwrite: bool = False,
+    tracker: Tracker | None = None,
+) -> CollectReport:
+    """Download the outputs of one stage and particle (:func:`stage_outputs`), then merge
+    exactly those into ``merge_into`` (None: no merge).
+
+    Order of work: refuse a merged file this analysis did not make unless ``overwrite``,
+    before anything is downloaded; skip the files the manifest verified and that are
+    unchanged; fetch the others (verified, see :func:`fetch_one`); merge once every output is
+    here (:func:`merge_stage`: not again for the same inputs). Run again while the stage
+    runs, it collects what is new.
+    """
+    if merge_into is not None:
+        check_target(store, merge_into, overwrite)
+    outputs = stage_outputs(store, downloader.backend, tree, stage, particle, mode)
+    outdir = tree.data_dir(stage, particle)
+    skip = verified(store, outputs, outdir)
+    advance = tracker(f"downloading {particle.value}", len(outputs)) if tracker else None
+    if advance:
+        advance(len(skip))
+    download = downloader.download([f for f in outputs if f.lfn not in skip], outdir, store,
+                                   progress=advance)
+    download.present += [outdir / Path(lfn).name for lfn in sorted(skip)]
+    unfinished = sum(not r.status.is_final for r in store.jobs(stage=stage, particle=particle))
+    report = CollectReport(stage, particle, outdir, outputs, unfinished, download)
+    if merge_into is not None and outputs and not download.failed:
+        report.merged = merge_stage(store, outputs, outdir, merge_into, overwrite)
+    return report
+
+
+def collect(
+    store: Store,
+    backend: Backend,
+    tree: AnalysisTree,
+    mode: str,
+    stage: Stage,
+    particles: Sequence[Particle],
+    workers: int = 4,
+    merge: bool = True,
+    overwrite: bool = False,
+    tracker: Tracker | None = None,
+) -> list[CollectReport]:
+    """:func:`collect_stage` for each particle of a stage, with one set of download workers;
+    every merged file is checked before anything is downloaded."""
+    targets = {p: tree.data_dir(stage, p) / merged_file_name(stage, p, mode) if merge else None
+               for p in particles}
+    for target in targets.values():
+        if target is not None:
+            check_target(store, target, overwrite)
+    with Downloader(backend, workers) as downloader:
+        return [collect_stage(store, downloader, tree, stage, particle, mode, targets[particle],
+                              overwrite, tracker) for particle in particles]
+
+
+def merge_particles(store: Store, tree: AnalysisTree, mode: str, stage: Stage,
+                    particles: Sequence[Particle], overwrite: bool = False
+                    ) -> list[MergeResult]:
+    """Merge each particle's downloaded outputs, without downloading (see :func:`collect`)."""
+    targets = {p: tree.data_dir(stage, p) / merged_file_name(stage, p, mode) for p in particles}
+    for target in targets.values():
+        check_target(store, target, overwrite)
+    return [merge_stage(store, stage_outputs(store, None, tree, stage, p, mode),
+                        tree.data_dir(stage, p), targets[p], overwrite) for p in particles]
+
+
+def merge_folder(folder: Path, prefix: str, output: Path, overwrite: bool = False
+                 ) -> MergeResult:
+    """Merge ``<folder>/<prefix>*.h5`` (``prefix`` may hold glob patterns) into ``output``:
+    what ``protopipe-MERGE_FILES`` does."""
+    pattern = os.path.join(glob.escape(str(folder)), f"{prefix}*.h5")
+    inputs = sorted(Path(p) for p in glob.glob(pattern) if Path(p).resolve() != output.resolve())
+    if not inputs:
+        raise InputError(f"{folder}/{prefix}*.h5: no file to merge",
+                         "check --indir and --template_file_name")
+    return merge(inputs, output, overwrite)
+
+
+def inputs_digest(files: Sequence[RemoteFile]) -> str:
+    """What identifies a set of merge inputs: their names and adler32s."""
+    text = "\n".join(f"{Path(f.lfn).name} {f.checksum.lower().lstrip('0')}"
+                      for f in sorted(files, key=lambda f: f.lfn))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> MergeResult:
+    """Merge protopipe files into ``output`` (atomically): see ``payload/merge_tables.py``."""
     from ..payload import merge_tables
 
     if not inputs:
         raise DataError(f"nothing to merge into {output}")
     if output.exists() and not overwrite:
         raise DataError(f"{output} already exists", "use --overwrite to merge again")
+    notes: list[str] = []
     try:
         merged, showers = merge_tables.merge(  # type: ignore[no-untyped-call]
-            str(output), [str(p) for p in inputs], note=log.warning)
+            str(output), [str(p) for p in inputs],
+            note=lambda text: notes.append(text.removeprefix("warning: ")))
     except merge_tables.MergeError as exc:
         raise DataError(f"merge into {output.name}: {exc}") from None
-    return int(merged), int(showers)
+    return MergeResult(output, int(merged), int(showers), len(inputs), tuple(notes))

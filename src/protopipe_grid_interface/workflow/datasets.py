@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..atomic import write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError
 from ..models import RemoteFile
-from .split import replicas_file, write_whole
+from .split import replicas_file
 
 
 def dump(backend: Backend, path: str, query: Mapping[str, str], output: Path
@@ -23,7 +24,6 @@ def dump(backend: Backend, path: str, query: Mapping[str, str], output: Path
     found = backend.metadata(lfns)
     files = [found[lfn] for lfn in sorted(found)]
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(output, "".join(f"{f.lfn}\n" for f in files))
-    write_whole(replicas_file(output),
-                "".join(f"{f.lfn}\t{','.join(f.replicas)}\n" for f in files))
+    write_lines(output, [f.lfn for f in files])
+    write_lines(replicas_file(output), [f"{f.lfn}\t{','.join(f.replicas)}" for f in files])
     return files, Counter(se for f in files for se in f.replicas)

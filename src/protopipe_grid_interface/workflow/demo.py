@@ -13,23 +13,21 @@ runs real protopipe on real files; the enlarged tables are a demo aid, not physi
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ..backends import open_backend
 from ..backends.base import Backend
-from ..backends.local import LocalBackend
-from ..exceptions import InputError
+from ..config import SoftwareSection, set_yaml_values
+from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
-from ..paths import STAGE_PARTICLES, merged_file_name
+from ..paths import STAGE_PARTICLES, analyses_directory, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
 from . import collect, local_steps, submit, track, upload
 from .analysis import Analysis
-from .split import write_split
+from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
 
 Say = Callable[[str], None]
@@ -41,7 +39,7 @@ FILE_NAME = "{particle}_20deg_0deg_run{run}___cta-prod3-demo_desert-2150m-Parana
 FILES = {Particle.GAMMA: 5, Particle.PROTON: 5, Particle.ELECTRON: 2}
 FIRST_RUN = {Particle.GAMMA: 101, Particle.PROTON: 201, Particle.ELECTRON: 301}
 FILES_PER_JOB = 2
-ANALYSIS_FILL = {
+ANALYSIS_FILL: dict[str, object] = {
     "production": "Prod3b",
     "site": "south",
     "array": list(range(1, 29)),  # LSTs and MSTs of this Paranal file (no ASTRI: it crashes)
@@ -69,23 +67,17 @@ class DemoResult:
 def fill_configs(analysis_dir: Path, ses: list[str], worker_env: str) -> None:
     """Fill what protopipe's templates leave to the user, for the demo's Paranal file."""
     configs = analysis_dir / "configs"
-    config = yaml.safe_load((configs / "analysis.yaml").read_text())
-    config["General"].update(ANALYSIS_FILL)
-    (configs / "analysis.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    set_yaml_values(configs / "analysis.yaml",
+                    {("General", key): value for key, value in ANALYSIS_FILL.items()})
     for name in ("RandomForestRegressor.yaml", "RandomForestClassifier.yaml"):
-        model = yaml.safe_load((configs / name).read_text())
-        model["General"]["cam_id_list"] = ANALYSIS_FILL["cam_id_list"]
-        (configs / name).write_text(yaml.safe_dump(model, sort_keys=False))
-    grid = (configs / "grid.yaml").read_text()
-    grid = grid.replace("n_file_per_job: 10", f"n_file_per_job: {FILES_PER_JOB}")
-    grid = grid.replace('upload_sites: ["CC-IN2P3-USER", "DESY-ZN-USER", "CNAF-USER", '
-                        '"CEA-USER"]', f"upload_sites: {json.dumps(ses)}")
-    grid = grid.replace('worker_env: ""', f"worker_env: {json.dumps(worker_env)}")
-    grid = grid.replace('banned_sites: ["LCG.CPPM.fr"]', "banned_sites: []")
-    (configs / "grid.yaml").write_text(grid)
+        set_yaml_values(configs / name,
+                        {("General", "cam_id_list"): ANALYSIS_FILL["cam_id_list"]})
+    set_yaml_values(configs / "grid.yaml", {
+        ("GRID", "n_file_per_job"): FILES_PER_JOB, ("GRID", "upload_sites"): ses,
+        ("GRID", "banned_sites"): [], ("Software", "worker_env"): worker_env})
     # the demo's files reuse each shower 10 times, for every particle
-    performance = (configs / "performance.yaml").read_text()
-    (configs / "performance.yaml").write_text(performance.replace("num_use: 20", "num_use: 10"))
+    set_yaml_values(configs / "performance.yaml", {
+        ("particle_information", particle.value, "num_use"): 10 for particle in Particle})
 
 
 def register_production(backend: Backend, ses: list[str], source: Path, lists: Path,
@@ -117,7 +109,7 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
         specs = [spec for particle in STAGE_PARTICLES[stage]
                  for spec in analysis.plan(stage, particle, backend.storage_elements()[0])]
         report = submit.submit(store, backend, specs)
-        say(f"{stage.value}: {len(specs)} jobs planned, {len(report.submitted)} submitted, "
+        say(f"{stage.value}: {len(specs)} job(s) planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
             f"{report.already_submitted} already submitted")
         records = track.wait(store, backend, [s.name for s in specs], timeout=JOB_TIMEOUT,
@@ -128,18 +120,16 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
             raise InputError(f"{len(failed)} {stage.value} job(s) did not finish: "
                              f"{failed[0].name} {failed[0].status.value} "
                              f"({failed[0].application_status}) {tail}")
-        with collect.Downloader(backend) as downloader:
-            for particle in STAGE_PARTICLES[stage]:
-                remote = backend.list_directory(analysis.tree.lfn_data_dir(stage, particle))
-                outdir = analysis.tree.data_dir(stage, particle)
-                got = downloader.download(remote, outdir, store)
-                if got.failed:
-                    raise InputError(f"download failed: {next(iter(got.failed.values()))}")
-                target = outdir / merged_file_name(stage, particle, analysis.grid.General.mode)
-                inputs = sorted(p for p in got.files if p.name != target.name)
-                merged, showers = collect.merge(inputs, target, overwrite=True)
-                say(f"  {particle.value}: {len(got.fetched)} downloaded (adler32 verified), "
-                    f"{merged} merged -> {target.name} ({showers} showers)")
+        for collected in collect.collect(store, backend, analysis.tree,
+                                         analysis.grid.General.mode, stage,
+                                         STAGE_PARTICLES[stage], overwrite=True):
+            if collected.download.failed or collected.merged is None:
+                problems = list(collected.download.failed.values()) or ["nothing to merge"]
+                raise DataError(f"{stage.value} {collected.particle.value}: {problems[0]}")
+            merged = collected.merged
+            say(f"  {collected.particle.value}: {len(collected.download.fetched)} downloaded "
+                f"(adler32 verified), {merged.files} merged -> {merged.path.name} "
+                f"({merged.showers} showers)")
     finally:
         store.close()
 
@@ -166,9 +156,10 @@ def build_and_upload(analysis: Analysis, backend: Backend, env: Path, ses: list[
 
 
 def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool, say: Say,
-        backend: Backend | None = None) -> DemoResult:
-    """Run the whole demo in ``workdir`` (on ``backend``, by default a local backend inside
-    it); resumable: a second run reuses what is done."""
+        backend_name: str | None = None) -> DemoResult:
+    """Run the whole demo in ``workdir``, on a local backend inside it (or ``dirac``: a test
+    site whose workers are this machine, with the payload environment at the same path);
+    resumable: a second run reuses what is done."""
     env = check_payload_env(payload_env or default_payload_env())
     source = (data or default_demo_data()) / SOURCE_FILE
     if not source.is_file():
@@ -176,38 +167,28 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     workdir = workdir.resolve()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
-    if backend is None:
-        backend = LocalBackend(workdir / "local-grid", payload_env=env)
+    local_root = workdir / "local-grid"
+    backend = open_backend(backend_name or "local", local_root,
+                           SoftwareSection(worker_env=str(env)), env)
     ses = backend.storage_elements()[:2]
     if fresh:  # the analysis' files on the backend go too (the production is kept)
         left = backend.list_directory(f"{backend.home()}/{NAME}", recursive=True)
         backend.remove([f.lfn for f in left])
         if left:
             say(f"removed {len(left)} file(s) of an earlier demo from the {backend.name} backend")
-    analyses = workdir / "shared_folder" / "analyses"
-    if not (analyses / NAME / "analysis_metadata.yaml").exists():
+    metadata = analyses_directory(workdir) / NAME / "analysis_metadata.yaml"
+    if not metadata.exists():
         tree = create_analysis(workdir, NAME, example_configs(env), grid_home=backend.home(),
-                               grid_is_dirac=backend.name == "dirac", overwrite=True)
+                               overwrite=True, backend=backend.name, local_root=local_root)
         fill_configs(tree.root, ses, str(env))
         say(f"analysis created: {tree.root} ({backend.name} backend)")
-    analysis = Analysis.open(analyses / NAME)
+    analysis = Analysis.open(metadata)
     lists = register_production(backend, ses, source, analysis.tree.simtel_lists, say)
 
-    stage_lists = {}
-    for particle, fractions in ((Particle.GAMMA, (10, 10, 80)), (Particle.PROTON, (40, 60)),
-                                (Particle.ELECTRON, (100,))):
-        written = write_split(lists[particle], particle, fractions, analysis.tree.simtel_lists)
-        stage_lists[particle] = written
-        say(f"split {lists[particle].name}: " + ", ".join(
-            f"{path.name} ({n})" for path, n in written.items()))
-    suffixes = {"_TRAINING_ENERGY": Stage.TRAINING_ENERGY,
-                "_TRAINING_CLASSIFICATION": Stage.TRAINING_CLASSIFICATION,
-                "_PERFORMANCE": Stage.DL2}
-    for particle, written in stage_lists.items():
-        for path in written:
-            for suffix, stage in suffixes.items():
-                if path.stem.endswith(suffix):
-                    analysis.set_list_file(stage, particle, path)
+    split = analysis.split([SplitInput(particle, lists[particle], DEFAULT_FRACTIONS[particle])
+                            for particle in Particle], overwrite=True)
+    say("split: " + ", ".join(f"{stage_list.path.name} ({len(stage_list.lfns)})"
+                              for stage_list, _ in split))
 
     mode = analysis.grid.General.mode
     tree = analysis.tree
@@ -237,6 +218,6 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
                                        name="performance_demo")
     say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
     result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db}
-    if isinstance(backend, LocalBackend):
-        result.outputs["local grid"] = backend.root
+    if backend.name == "local":
+        result.outputs["local grid"] = local_root
     return result

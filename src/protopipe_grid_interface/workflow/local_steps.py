@@ -46,9 +46,7 @@ def build_model(
     background: Path | None = None,
 ) -> list[Path]:
     """Train a model with ``protopipe-MODEL``; return the per-camera model files."""
-    method = analysis.method(model_type)
-    if not method:
-        raise InputError(f"analysis.yaml sets no method_name for the {model_type}")
+    method = analysis.model_method(model_type)
     tree = analysis.tree
     mode = analysis.grid.General.mode
     stage = Stage.TRAINING_ENERGY if model_type == "regressor" else Stage.TRAINING_CLASSIFICATION

@@ -192,6 +192,7 @@ def plan_jobs(
                              f"DIRAC accepts at most {MAX_JOB_NAME}: shorten the analysis name")
         final = output_name(stage, particle, settings.mode, token)
         files = [lfn.rpartition("/")[2] for lfn in bunch]
+        parts: list[str] = []
         if len(bunch) == 1:
             steps: tuple[tuple[str, ...], ...] = (make_step(final, files[0]),)
         else:
@@ -216,5 +217,6 @@ def plan_jobs(
             banned_sites=settings.banned_sites,
             tags=settings.tags,
             job_type=settings.job_type,
+            intermediate_files=tuple(parts),
         ))
     return specs

@@ -144,6 +144,44 @@ def submit(
     return report
 
 
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job of a plan, and what a submission would do with it."""
+
+    spec: JobSpec
+    #: "to submit", "output exists" or "already submitted (<status>)"
+    state: str
+
+    @property
+    def to_submit(self) -> bool:
+        return self.state == "to submit"
+
+
+def preview(store: Store | None, backend: Backend, specs: Sequence[JobSpec]
+            ) -> list[PlannedJob]:
+    """What :func:`submit` would do with each spec, changing nothing (``store``: None for an
+    analysis that has none yet)."""
+    states = {r.name: r.status for r in store.jobs(names=[s.name for s in specs])} \
+        if store is not None else {}
+    present = backend.metadata([s.output_lfn for s in specs])
+    planned = []
+    for spec in specs:
+        state = states.get(spec.name, JobStatus.PLANNED)
+        if spec.output_lfn in present:
+            planned.append(PlannedJob(spec, "output exists"))
+        elif state != JobStatus.PLANNED:
+            planned.append(PlannedJob(spec, f"already submitted ({state.value})"))
+        else:
+            planned.append(PlannedJob(spec, "to submit"))
+    return planned
+
+
+def resubmit(store: Store, backend: Backend, records: Sequence[JobRecord]) -> SubmitReport:
+    """Submit again these Failed, Killed or Deleted jobs, each once."""
+    names = requeue_failed(store, [r.name for r in records])
+    return submit(store, backend, [r.spec for r in records if r.name in set(names)])
+
+
 def requeue_failed(store: Store, names: Sequence[str] | None = None) -> list[str]:
     """Put Failed, Killed and Deleted jobs back to ``Planned``, ready to be submitted again."""
     records = store.jobs(statuses=RESUBMITTABLE_STATES, names=names)

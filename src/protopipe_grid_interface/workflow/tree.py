@@ -16,9 +16,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ..config import AnalysisMetadata, describe_validation_error, load_metadata
-from ..exceptions import InputError
-from ..paths import STANDARD_TREE, AnalysisTree, create_paths
+from ..atomic import write_atomic
+from ..config import AnalysisMetadata, describe_validation_error, load_metadata, read_yaml
+from ..exceptions import ConfigError, InputError
+from ..paths import STANDARD_TREE, AnalysisTree, analyses_directory, create_paths
 
 
 def fill(text: str, replacements: Mapping[str, str]) -> str:
@@ -26,12 +27,6 @@ def fill(text: str, replacements: Mapping[str, str]) -> str:
     for old, new in replacements.items():
         text = text.replace(old, new)
     return os.path.expandvars(text)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def create_analysis(
@@ -43,16 +38,21 @@ def create_analysis(
     grid_home: str = "",
     path_from_home: str = "",
     overwrite: bool = False,
+    backend: str | None = None,
+    local_root: Path | None = None,
 ) -> AnalysisTree:
-    """Create the analysis ``name`` under ``<output_path>/shared_folder/analyses``."""
+    """Create the analysis ``name`` under ``<output_path>/shared_folder/analyses``; with
+    ``backend`` (and ``local_root`` for the local one), record where it runs."""
     output_path = Path(output_path).resolve()
-    shared = output_path / "shared_folder"
-    analyses = shared / "analyses"
+    analyses = analyses_directory(output_path)
+    shared = analyses.parent
     try:
         metadata = AnalysisMetadata(
-            analyses_directory=str(analyses), analysis_name=name, grid_is_dirac=grid_is_dirac,
-            grid_home=grid_home, path_from_home=path_from_home,
-        )
+            analyses_directory=str(analyses), analysis_name=name,
+            grid_is_dirac=grid_is_dirac or backend == "dirac", grid_home=grid_home,
+            path_from_home=path_from_home, backend=backend,
+            local_root=str(Path(local_root).resolve()) if local_root and backend == "local"
+            else "")
     except ValidationError as exc:
         raise InputError(describe_validation_error(Path("analysis name"), exc)) from None
     tree = AnalysisTree(analyses, name, grid_home, path_from_home)
@@ -88,8 +88,27 @@ def create_analysis(
     return tree
 
 
+def load_workflow_tree(path: Path) -> Mapping[str, object]:
+    """A folder tree from a YAML file (``--analysis_directory_tree``), checked."""
+    tree = read_yaml(path)
+    try:
+        create_paths(tree)
+    except InputError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+    return dict(tree)
+
+
 def open_tree(metadata_file: Path) -> AnalysisTree:
     """The tree of an existing analysis, from its ``analysis_metadata.yaml``."""
     metadata = load_metadata(metadata_file)
     return AnalysisTree(Path(metadata.analyses_directory), metadata.analysis_name,
                         metadata.grid_home, metadata.path_from_home)
+
+
+def record_backend(metadata_file: Path, backend: str, local_root: Path | None) -> None:
+    """Record in ``analysis_metadata.yaml`` where the analysis runs (the rest is kept)."""
+    metadata = load_metadata(metadata_file).model_copy(update={
+        "backend": backend, "grid_is_dirac": backend == "dirac",
+        "local_root": str(Path(local_root).resolve()) if local_root and backend == "local"
+        else ""})
+    write_atomic(metadata_file, yaml.safe_dump(metadata.dump()))

@@ -24,6 +24,20 @@ class UploadReport:
     replicated: list[tuple[str, str]] = field(default_factory=list)
 
 
+def storage_elements(backend: Backend, configured: Sequence[str],
+                     explicit: Sequence[str] = (), option: str = "--ses") -> list[str]:
+    """Where to upload: the SEs given on the command line (each must be the backend's), else
+    the configured ones the backend has (``GRID.upload_sites``), else all of the backend's."""
+    known = backend.storage_elements()
+    for se in explicit:
+        if se not in known:
+            raise InputError(f"{option} {se}: unknown storage element on the {backend.name} "
+                             "backend", f"known: {', '.join(known)}")
+    if explicit:
+        return list(dict.fromkeys(explicit))
+    return [se for se in configured if se in known] or known
+
+
 def upload_file(backend: Backend, path: Path, lfn: str, se: str, report: UploadReport,
                 overwrite: bool = False) -> None:
     """Upload one file unless the catalog already holds the same bytes."""
@@ -89,3 +103,19 @@ def upload_models(
         upload_file(backend, path, lfn, ses[0], report, overwrite)
     replicate_all(backend, [lfn for _, lfn in pairs], ses[1:], report)
     return report
+
+
+def upload_config(backend: Backend, config: Path, lfn: str, ses: Sequence[str]) -> bool:
+    """Provenance: the analysis configuration next to the outputs it makes, on ``ses[0]``,
+    replicated to the others; True if it was uploaded now. Outputs made with another
+    configuration there are refused."""
+    report = UploadReport()
+    try:
+        upload_file(backend, config, lfn, ses[0], report)
+    except DataError:
+        raise DataError(f"{lfn} holds a different {config.name} than {config}",
+                        "outputs of this stage were made with another configuration: restore "
+                        "it, or remove that folder's files (protopipe-DELETE_FILES) to start "
+                        "the stage again") from None
+    replicate_all(backend, [lfn], ses[1:], report)
+    return bool(report.uploaded)

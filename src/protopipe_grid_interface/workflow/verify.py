@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from ..backends.base import Backend
 from ..checksums import adler32, same_checksum
-from ..models import RemoteFile
+from ..exceptions import DataError, InputError
+from ..models import Particle, RemoteFile, Stage
+from ..paths import AnalysisTree, merged_file_name
+from ..store import Store
+from .collect import Tracker, stage_outputs
+from .files import remote_files
 
-Progress = Callable[[RemoteFile], None]
+#: ``advance(n)``: n more files checked
+Progress = Callable[[int], None]
 
 
 class Verdict(StrEnum):
@@ -132,12 +139,39 @@ def verify(
     checks: list[FileCheck] = []
     with ThreadPoolExecutor(max(1, min(workers, len(files)))) as pool:
         targets = [folder / Path(remote.lfn).name for remote in files]
-        for remote, check in zip(files, pool.map(check_file, files, targets), strict=True):
+        for check in pool.map(check_file, files, targets):
             checks.append(check)
             if progress:
-                progress(remote)
+                progress(1)
     known = {Path(remote.lfn).name for remote in files} | set(ignore)
     checks += [FileCheck(path, Verdict.EXTRA, size=path.stat().st_size)
                for path in local_files(folder) if path.name not in known]
     return VerifyReport(label or folder.name, folder, source, checks)
 
+
+def verify_stage(store: Store, backend: Backend, tree: AnalysisTree, mode: str, stage: Stage,
+                 particles: Sequence[Particle], workers: int = 4,
+                 tracker: Tracker | None = None) -> list[VerifyReport]:
+    """Each particle's downloads of a stage, against the outputs ``data download`` fetches
+    (:func:`~.collect.stage_outputs`); the merged file beside them is not an extra file."""
+    reports = []
+    for particle in particles:
+        outputs = stage_outputs(store, backend, tree, stage, particle, mode)
+        advance = tracker(f"verifying {particle.value}", len(outputs)) if tracker else None
+        reports.append(verify(outputs, tree.data_dir(stage, particle),
+                              tree.lfn_data_dir(stage, particle), particle.value, workers,
+                              (merged_file_name(stage, particle, mode),), advance))
+    if not any(report.catalogued for report in reports):
+        raise DataError(f"nothing to verify: no {stage.value} output is known yet",
+                        "were the jobs run (protopipe-grid jobs status)?")
+    return reports
+
+
+def verify_folder(backend: Backend, folder: Path, lfn_path: str, workers: int = 4,
+                  tracker: Tracker | None = None) -> VerifyReport:
+    """A download folder against the catalog file or folder it came from (``files get``)."""
+    if not folder.is_dir():
+        raise InputError(f"--local-dir {folder}: folder not found")
+    remote = remote_files(backend, lfn_path)
+    advance = tracker(f"verifying {folder.name}", len(remote)) if tracker else None
+    return verify(remote, folder, lfn_path, folder.name, workers, progress=advance)

@@ -2,8 +2,9 @@
 missing or wrong, real RFC 3820 proxies signed by a user certificate of a throw-away CA (valid,
 nearly expired, expired, not yet valid, with and without DIRAC group and VOMS attributes),
 ``dirac.cfg`` files with one, two, unreachable (a closed local port) and reachable (a listening
-socket on 127.0.0.1) configuration servers, and payload environments. Each case asserts the exact
-verdict. No network beyond 127.0.0.1.
+socket on 127.0.0.1) configuration servers, and payload environments; and the local backend,
+which needs none of the grid set-up (its rows are SKIP). Each case asserts the exact verdict. No
+network beyond 127.0.0.1. The proxies come from ``proxies.py``.
 """
 
 from __future__ import annotations
@@ -17,154 +18,21 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from proxies import FQANS, HOUR, NOW, VO, Pki, make_proxy
 
-from protopipe_grid_interface import doctor
 from protopipe_grid_interface.cli.main import main
-from protopipe_grid_interface.doctor import (
-    DoctorOptions,
-    Machine,
-    ProxyLifetimeError,
-    Report,
-    Verdict,
-    check_proxy_for,
-    proxy_time_left,
-    run_checks,
-)
 from protopipe_grid_interface.exceptions import InputError
+from protopipe_grid_interface.setup.checks import DoctorOptions, require_protopipe, run_checks
+from protopipe_grid_interface.setup.machine import Machine
+from protopipe_grid_interface.setup.report import Check, Report, Verdict
 
 BIN = Path(sys.executable).parent
-NOW = datetime.now(UTC).replace(microsecond=0)
-HOUR = timedelta(hours=1)
-VO = "vo.cta.in2p3.fr"
-FQANS = (f"/{VO}", f"/{VO}/Role=NULL/Capability=NULL")
 CTA_SERVERS = "dips://dcta-servers02.pic.es:9135/Configuration/Server"
-
-# -- a throw-away CA, a user certificate and proxies ------------------------------------------
-
-
-def tlv(tag: int, *parts: bytes) -> bytes:
-    """One DER element."""
-    content = b"".join(parts)
-    if len(content) < 0x80:
-        return bytes([tag, len(content)]) + content
-    size = len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def der_oid(dotted: str) -> bytes:
-    numbers = [int(n) for n in dotted.split(".")]
-    body = bytearray([40 * numbers[0] + numbers[1]])
-    for number in numbers[2:]:
-        groups = [number & 0x7F]
-        while number > 0x7F:
-            number >>= 7
-            groups.append(0x80 | (number & 0x7F))
-        body += bytes(reversed(groups))
-    return tlv(0x06, bytes(body))
-
-
-def der_time(moment: datetime) -> bytes:
-    return tlv(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode())
-
-
-def voms_extension(holder: x509.Name, start: datetime, end: datetime) -> bytes:
-    """A VOMS attribute certificate extension shaped as voms-proxy-init writes it (RFC 5755 AC,
-    GFD.182 FQAN attribute); the signature is a dummy, as nothing here checks it."""
-    sha256_rsa = tlv(0x30, der_oid("1.2.840.113549.1.1.11"), tlv(0x05))
-    directory = tlv(0xA4, holder.public_bytes())  # GeneralName directoryName
-    voms_server = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "voms.test")])
-    fqan_values = tlv(0x30, *(tlv(0x04, f.encode()) for f in FQANS))
-    authority = tlv(0xA0, tlv(0x86, f"{VO}://voms.test:15008".encode()))
-    fqan_attribute = tlv(0x30, der_oid("1.3.6.1.4.1.8005.100.100.4"),
-                         tlv(0x31, tlv(0x30, authority, fqan_values)))
-    acinfo = tlv(0x30,
-                 tlv(0x02, b"\x01"),  # version v2
-                 tlv(0x30, tlv(0xA0, tlv(0x30, directory), tlv(0x02, b"\x05"))),  # holder
-                 tlv(0xA0, tlv(0x30, tlv(0xA4, voms_server.public_bytes()))),  # v2Form issuer
-                 sha256_rsa,
-                 tlv(0x02, b"\x2a"),  # serial
-                 tlv(0x30, der_time(start), der_time(end)),
-                 tlv(0x30, fqan_attribute))
-    ac = tlv(0x30, acinfo, sha256_rsa, tlv(0x03, b"\x00" + bytes(16)))
-    return tlv(0x30, tlv(0x30, ac))
-
-
-@dataclass
-class Pki:
-    ca_key: ec.EllipticCurvePrivateKey
-    ca: x509.Certificate
-    user_key: ec.EllipticCurvePrivateKey
-    user: x509.Certificate
-
-
-def name(*cns: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "ch"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PGI test"),
-                      *(x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in cns)])
-
-
-@pytest.fixture(scope="module")
-def pki() -> Pki:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("Test CA")).issuer_name(name("Test CA"))
-          .public_key(ca_key.public_key()).serial_number(1)
-          .not_valid_before(NOW - 30 * 24 * HOUR).not_valid_after(NOW + 365 * 24 * HOUR)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    user_key = ec.generate_private_key(ec.SECP256R1())
-    user = (x509.CertificateBuilder().subject_name(name("tester")).issuer_name(ca.subject)
-            .public_key(user_key.public_key()).serial_number(2)
-            .not_valid_before(NOW - 7 * 24 * HOUR).not_valid_after(NOW + 300 * 24 * HOUR)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
-    return Pki(ca_key, ca, user_key, user)
-
-
-def make_proxy(pki: Pki, path: Path, *, start: datetime | None = None,
-               end: datetime | None = None, group: str | None = "cta_user",
-               voms_end: datetime | None = None, voms: bool = True, extra: bytes = b"",
-               mode: int = 0o600) -> Path:
-    """An RFC 3820 proxy signed by the user certificate, written as the grid clients do (proxy
-    certificate, its key, the user certificate)."""
-    start = start or NOW - timedelta(minutes=15)
-    end = end or NOW + 48 * HOUR
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (x509.CertificateBuilder()
-               .subject_name(name("tester", "1234567890")).issuer_name(pki.user.subject)
-               .public_key(key.public_key()).serial_number(1234567890)
-               .not_valid_before(start).not_valid_after(end)
-               .add_extension(x509.KeyUsage(True, False, True, False, False, False, False,
-                                            False, False), critical=True)
-               .add_extension(x509.UnrecognizedExtension(  # ProxyCertInfo, inherit all
-                   x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14"),
-                   tlv(0x30, tlv(0x30, der_oid("1.3.6.1.5.5.7.21.1")))), critical=True))
-    if group is not None:
-        builder = builder.add_extension(x509.UnrecognizedExtension(
-            x509.ObjectIdentifier("1.2.42.42"), tlv(0x16, group.encode())), critical=False)
-    if voms:
-        builder = builder.add_extension(x509.UnrecognizedExtension(
-            x509.ObjectIdentifier("1.3.6.1.4.1.8005.100.100.5"),
-            voms_extension(pki.user.subject, start, voms_end or end)), critical=False)
-    if extra:  # raw bytes as the VOMS extension
-        builder = builder.add_extension(x509.UnrecognizedExtension(
-            x509.ObjectIdentifier("1.3.6.1.4.1.8005.100.100.5"), extra), critical=False)
-    proxy = builder.sign(pki.user_key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(proxy.public_bytes(serialization.Encoding.PEM) + key_pem
-                     + pki.user.public_bytes(serialization.Encoding.PEM))
-    path.chmod(mode)
-    return path
-
 
 # -- a machine built in tmp_path --------------------------------------------------------------
 
@@ -192,21 +60,22 @@ def fake_payload_env(root: Path, version: str = "0.0.0") -> Path:
     return root
 
 
-@pytest.fixture
-def listener() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections."""
+def listening() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections, while the generator runs."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         yield server.getsockname()[1]
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    yield from listening()
 
 
 @pytest.fixture
 def listener2() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        yield server.getsockname()[1]
+    yield from listening()
 
 
 @pytest.fixture
@@ -270,9 +139,9 @@ class World:
                        now=now)
 
     def run(self, needed_hours: float = 12.0, payload: Path | None = None,
-            now: datetime = NOW) -> Report:
+            now: datetime = NOW, grid: bool = True) -> Report:
         return run_checks(self.machine(now), DoctorOptions(
-            needed_hours=needed_hours, timeout=1.0,
+            grid=grid, needed_hours=needed_hours, timeout=1.0,
             payload_env=payload or self.root / "payload"))
 
 
@@ -313,7 +182,7 @@ def verdicts(report: Report) -> dict[str, Verdict]:
     return {c.name: c.verdict for c in report.checks}
 
 
-def check(report: Report, name: str) -> doctor.Check:
+def check(report: Report, name: str) -> Check:
     return report.by_name()[name]
 
 
@@ -422,7 +291,7 @@ def test_conda_variables_kept_ok_and_stale_warns(world: World) -> None:
 def test_clients_present(world: World) -> None:
     report = world.run()
     assert check(report, "VOMS client").verdict is Verdict.OK
-    assert check(report, "DIRAC client") == doctor.Check(
+    assert check(report, "DIRAC client") == Check(
         "DIRAC client", Verdict.OK, str(world.bin / "dirac-proxy-init"))
 
 
@@ -557,25 +426,6 @@ def test_proxy_content_never_reported(world: World, pki: Pki) -> None:
     assert "BEGIN" not in text and "tester" not in text and "PGI test" not in text
 
 
-def test_check_proxy_for_submission(world: World, pki: Pki) -> None:
-    machine = world.machine()
-    with pytest.raises(InputError, match="no proxy at"):
-        check_proxy_for(12, machine)
-    make_proxy(pki, world.proxy, end=NOW + 5 * HOUR)
-    assert proxy_time_left(machine) == 5 * HOUR
-    assert check_proxy_for(4, machine).group == "cta_user"
-    with pytest.raises(ProxyLifetimeError) as caught:
-        check_proxy_for(12, machine)
-    error = caught.value
-    assert error.exit_code == 2
-    assert "\n" not in str(error)
-    assert str(error) == (f"the proxy {world.proxy} has 5.0 h left; this needs 12 h (renew it: "
-                          "dirac-proxy-init -g cta_user -M -v 24:00)")
-    make_proxy(pki, world.proxy, start=NOW - 30 * HOUR, end=NOW - HOUR)
-    with pytest.raises(ProxyLifetimeError, match="expired 1.0 h ago"):
-        check_proxy_for(1, machine)
-
-
 # -- dirac.cfg and its servers ----------------------------------------------------------------
 
 
@@ -592,7 +442,7 @@ def test_one_reachable_server_warns_no_redundancy(world: World, listener: int) -
     path = world.write_cfg(dirac_cfg([server("127.0.0.1", listener)]))
     report = world.run()
     assert check(report, "dirac.cfg").detail == f"read: {path} (etc/dirac.cfg of $DIRAC_ROOT_PATH)"
-    assert check(report, "Setup") == doctor.Check("Setup", Verdict.OK, "CTA")
+    assert check(report, "Setup") == Check("Setup", Verdict.OK, "CTA")
     servers = check(report, "configuration servers")
     assert servers.verdict is Verdict.WARN
     assert servers.detail == f"1 server(s) on one host, 127.0.0.1: no redundancy (from {path})"
@@ -642,7 +492,7 @@ def test_setup_and_server_certificate(world: World, listener: int) -> None:
     world.write_cfg(dirac_cfg(servers, setup=None, use_server_cert=None))
     report = world.run()
     assert verdicts(report)["Setup"] is Verdict.WARN
-    assert check(report, "UseServerCertificate") == doctor.Check(
+    assert check(report, "UseServerCertificate") == Check(
         "UseServerCertificate", Verdict.OK, "not set (DIRAC's default: no)")
     world.write_cfg(dirac_cfg(servers, setup="LHCb-Production", use_server_cert="yes"))
     report = world.run()
@@ -676,7 +526,7 @@ def test_unparsable_dirac_cfg_fails(world: World) -> None:
 def test_protopipe_supported(world: World) -> None:
     report = world.run()
     assert check(report, "payload environment").verdict is Verdict.OK
-    assert check(report, "protopipe") == doctor.Check(
+    assert check(report, "protopipe") == Check(
         "protopipe", Verdict.OK, "protopipe 0.5.0: interface 0.5.x (this release)")
 
 
@@ -687,7 +537,7 @@ def test_protopipe_of_another_interface_fails(world: World) -> None:
     assert row.detail == (f"protopipe 0.4.0 in {env} is not supported: it goes with interface "
                           "0.4.x (the original scripts; not driven by this release)")
     with pytest.raises(InputError, match="0.4.0"):
-        doctor.require_protopipe(env)
+        require_protopipe(env)
 
 
 def test_payload_environment_missing_fails(world: World) -> None:
@@ -721,7 +571,8 @@ def test_command_json_and_exit_codes(world: World, pki: Pki, listener: int, list
                                      capsys: pytest.CaptureFixture[str]) -> None:
     make_proxy(pki, world.proxy)
     world.write_cfg(dirac_cfg([server("127.0.0.1", listener), server("localhost", listener2)]))
-    payload = ["--payload-env", str(world.root / "payload"), "--timeout", "1"]
+    payload = ["--backend", "dirac", "--payload-env", str(world.root / "payload"), "--timeout",
+               "1"]
     done = subprocess.run([str(BIN / "protopipe-grid"), "doctor", "--json", *payload],
                           env=world.env, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -749,42 +600,77 @@ def test_command_json_and_exit_codes(world: World, pki: Pki, listener: int, list
     assert err.count("\n") == 1 and "positive number" in err
 
 
-def test_machine_current_reads_this_process() -> None:
-    machine = Machine.current()
-    assert machine.uid == os.getuid()
-    assert abs(machine.clock() - datetime.now(UTC)) < timedelta(seconds=5)
+# -- the local backend: the grid set-up is not needed -------------------------------------------
+
+GRID_ROWS = ["X509_CERT_DIR", "X509_VOMS_DIR", "X509_VOMSES", "conda env vars", "VOMS client",
+             "DIRAC client", "proxy", "clock", "dirac.cfg"]
 
 
-def test_submission_refuses_to_start_with_a_proxy_that_expires_too_soon(
-        pki: Pki, tmp_path: Path) -> None:
-    """`jobs submit` on DIRAC: exit 2 with one line before any work; --force goes past it."""
-    import os
-    import subprocess
-    import sys
+def test_local_backend_skips_the_grid_checks(world: World) -> None:
+    """Nothing of the grid set-up is there (no variables, no clients, no proxy, no dirac.cfg):
+    the local backend needs none of it, so nothing fails."""
+    world.env = {"PATH": str(world.root / "empty"), "HOME": str(world.home)}
+    grid = world.run(grid=True)
+    assert {verdicts(grid)[name] for name in ("X509_CERT_DIR", "proxy", "dirac.cfg")} == \
+        {Verdict.FAIL}
+    report = world.run(grid=False)
+    assert [c.name for c in report.checks] == [*GRID_ROWS, "payload environment", "protopipe"]
+    assert all(check(report, name) == Check(name, Verdict.SKIP,
+                                            "not needed for the local backend")
+               for name in GRID_ROWS)
+    assert verdicts(report)["protopipe"] is Verdict.OK
+    assert (report.verdict, report.exit_code) == (Verdict.OK, 0)
+    # what the local backend needs still fails
+    broken = world.run(grid=False, payload=world.root / "none")
+    assert verdicts(broken)["payload environment"] is Verdict.FAIL
+    assert (broken.verdict, broken.exit_code) == (Verdict.FAIL, 1)
 
-    import yaml
 
-    proxy = tmp_path / "x509up"
-    make_proxy(pki, proxy, end=datetime.now(UTC) + timedelta(minutes=20))
-    analysis = tmp_path / "shared_folder" / "analyses" / "ana"
-    (analysis / "configs").mkdir(parents=True)
-    (analysis / "analysis_metadata.yaml").write_text(yaml.safe_dump({
-        "analyses_directory": str(analysis.parent), "analysis_name": "ana",
-        "Home directory on the GRID": "/vo.cta.in2p3.fr/user/t/tester"}))
-    lfns = tmp_path / "gamma.list"
-    lfns.write_text("/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run1___x.simtel.gz\n")
-    (analysis / "configs" / "grid.yaml").write_text(yaml.safe_dump({
-        "GRID": {"upload_sites": ["SE-1"]}, "EnergyRegressor": {"gamma_list": str(lfns)}}))
-    (analysis / "configs" / "analysis.yaml").write_text(yaml.safe_dump({
-        "General": {"config_name": "ana", "cam_id_list": ["LSTCam"]}}))
-    env = {**os.environ, "X509_USER_PROXY": str(proxy)}
-    argv = [str(Path(sys.executable).parent / "protopipe-grid"), "jobs", "submit",
-            "--metadata", str(analysis), "--stage", "training-energy", "--backend", "dirac"]
-    refused = subprocess.run(argv, capture_output=True, text=True, env=env)
-    assert refused.returncode == 2
-    assert len(refused.stderr.strip().splitlines()) == 1
-    assert "proxy" in refused.stderr and str(proxy) in refused.stderr
-    assert not (analysis / "state.sqlite").exists()
-    forced = subprocess.run([*argv, "--force"], capture_output=True, text=True, env=env)
-    # past the proxy check: it fails later, on DIRAC itself, not on the proxy
-    assert forced.returncode != 2 and str(proxy) not in forced.stderr, forced.stderr
+def test_skipped_rows_never_decide_the_verdict() -> None:
+    skip = Check("proxy", Verdict.SKIP, "not needed for the local backend")
+    assert (Report((skip,)).verdict, Report((skip,)).exit_code) == (Verdict.OK, 0)
+    warn = Check("protopipe", Verdict.WARN, "")
+    assert Report((skip, warn)).verdict is Verdict.WARN
+    assert Report((Check("a", Verdict.FAIL, ""), skip)).exit_code == 1
+
+
+def doctor_command(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "protopipe-grid"), "doctor", *args], env=dict(env),
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_command_on_the_local_backend(world: World) -> None:
+    """``protopipe-grid doctor`` on a machine with no grid set-up at all: the default backend
+    is local, so no FAIL and exit 0; ``PGI_BACKEND=dirac`` or ``--backend dirac`` check it."""
+    env = {"PATH": str(world.root / "empty"), "HOME": str(world.home),
+           "XDG_CACHE_HOME": str(world.root / "cache"), "COLUMNS": "200"}
+    payload = ["--payload-env", str(world.root / "payload")]
+    done = doctor_command(env, *payload)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    assert "not needed for the local backend" in done.stdout
+    assert done.stdout.count("FAIL") == 1 and "0 FAIL, 9 SKIP" in done.stdout  # the summary
+
+    data = json.loads(doctor_command(env, "--json", *payload).stdout)
+    assert {c["name"]: c["verdict"] for c in data["checks"]} == {
+        **dict.fromkeys(GRID_ROWS, "SKIP"), "payload environment": "OK", "protopipe": "OK"}
+    assert (data["verdict"], data["exit_code"]) == ("OK", 0)
+
+    for grid_env, args in (({**env, "PGI_BACKEND": "dirac"}, ()), (env, ("--backend", "dirac"))):
+        done = doctor_command(grid_env, "--json", "--timeout", "1", *args, *payload)
+        assert done.returncode == 1
+        rows = {c["name"]: c["verdict"] for c in json.loads(done.stdout)["checks"]}
+        assert rows["proxy"] == rows["dirac.cfg"] == rows["X509_CERT_DIR"] == "FAIL"
+        assert "SKIP" not in rows.values()
+
+
+@pytest.mark.payload
+def test_command_on_the_local_backend_with_the_real_payload(protopipe_env: Path) -> None:
+    """This machine as it is, with the installed payload environment and the default options."""
+    env = {k: v for k, v in os.environ.items() if k != "PGI_BACKEND"}
+    done = doctor_command(env, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert "FAIL" not in {c["verdict"] for c in data["checks"]}
+    assert {c["name"]: c["detail"] for c in data["checks"]}["payload environment"] == \
+        str(protopipe_env)

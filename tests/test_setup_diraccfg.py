@@ -13,19 +13,17 @@ from urllib.parse import urlsplit
 import pytest
 from diraccfg import CFG
 
-from protopipe_grid_interface import diraccfg
 from protopipe_grid_interface.cli.main import main
-from protopipe_grid_interface.diraccfg import (
+from protopipe_grid_interface.exceptions import ConfigError, InputError
+from protopipe_grid_interface.setup import dirac_client, diraccfg
+from protopipe_grid_interface.setup.dirac_client import (
     CfgFile,
     cfg_candidates,
     default_target,
     dirac_root,
     effective_config,
-    load_settings,
-    plan_configure,
-    write_configure,
 )
-from protopipe_grid_interface.exceptions import ConfigError, InputError
+from protopipe_grid_interface.setup.diraccfg import load_settings, plan_configure, write_configure
 
 BIN = Path(sys.executable).parent
 NOW = datetime(2026, 11, 25, 12, 0, 0)
@@ -148,12 +146,18 @@ def test_configure_keeps_every_user_setting(tmp_path: Path) -> None:
     assert new.getOption("/DIRAC/Configuration/Name") == "CTA-Production"
     assert new.getOption("/Resources/FileCatalogs/DIRACFileCatalog/AccessType") == "Read-Write"
     assert new.getComment("DIRAC").strip() == "written by dirac-configure, then edited by hand"
-    # only the lines of the CTA settings changed: comments and blank lines stay
-    text = path.read_text()
-    assert "# the VO of this client\n  VirtualOrganization = vo.cta.in2p3.fr\n\n" in text
+    # comments stay with what they describe (DIRAC's serialization drops the blank lines)
+    dirac = new["DIRAC"]
+    assert isinstance(dirac, CFG)
+    assert dirac.getComment("VirtualOrganization").strip() == "the VO of this client"
+    # the diff shows every option the settings changed, and no other option
     removed = [line for line in plan.diff.splitlines()
-               if line.startswith("-") and not line.startswith("---")]
+               if line.startswith("-") and not line.startswith("---") and "=" in line]
     assert removed == ["-    UseServerCertificate = yes"]  # the first server is CTA's already
+    added = {line.split("=")[0].strip("+ ") for line in plan.diff.splitlines()
+             if line.startswith("+") and not line.startswith("+++") and "=" in line}
+    assert added == {"Setup", "Servers", "UseServerCertificate", "ConfigurationServer",
+                     "SkipCAChecks"}
 
     again = plan_configure(path, settings)
     assert not again.changed and again.diff == ""
@@ -173,7 +177,7 @@ def test_configure_a_new_file(tmp_path: Path) -> None:
     assert cfg.getOption("/LocalInstallation/SkipCAChecks") == "True"
 
 
-def test_configure_an_unusual_layout_falls_back_to_dirac_serialization(tmp_path: Path) -> None:
+def test_configure_an_unusual_layout(tmp_path: Path) -> None:
     path = tmp_path / "dirac.cfg"
     # DIRAC reads a section name split over two lines as one name
     path.write_text("Local\nSite\n{\n  Site = X\n}\n")
@@ -183,14 +187,43 @@ def test_configure_an_unusual_layout_falls_back_to_dirac_serialization(tmp_path:
     assert cfg.getOption("/DIRAC/Setup") == "CTA"
 
 
-def test_configure_leaves_equal_values_as_written(tmp_path: Path) -> None:
-    settings = load_settings()
+def test_configure_leaves_a_file_that_has_the_settings_alone(tmp_path: Path) -> None:
+    """Written otherwise than DIRAC writes it (lists on one line, blank lines, comments, other
+    options): what DIRAC reads is already right, so not a byte changes and no backup is made."""
+    servers = load_settings().servers
+    text = f"""\
+# by hand
+
+DIRAC
+{{
+  Setup = CTA
+  Extra = 1
+
+  Configuration
+  {{
+    Servers = {",".join(servers)}
+  }}
+  Security
+  {{
+    UseServerCertificate = no
+  }}
+}}
+LocalInstallation
+{{
+  Setup = CTA
+  ConfigurationServer = {", ".join(servers)}
+  SkipCAChecks = True
+}}
+"""
     path = tmp_path / "dirac.cfg"
-    one_line = f"    Servers = {', '.join(settings.servers)}\n"
-    path.write_text(f"DIRAC\n{{\n  Configuration\n  {{\n{one_line}  }}\n}}\n")
-    write_configure(plan_configure(path, settings), NOW)
-    assert one_line in path.read_text()
-    assert parse(path.read_text()).getOption("/DIRAC/Setup") == "CTA"
+    path.write_text(text)
+    plan = plan_configure(path, load_settings())
+    assert not plan.changed and plan.diff == ""
+    assert write_configure(plan, NOW) is None
+    assert path.read_text() == text
+    assert [p.name for p in tmp_path.iterdir()] == ["dirac.cfg"]
+    path.write_text(text.replace("SkipCAChecks = True", "SkipCAChecks = False"))
+    assert plan_configure(path, load_settings()).changed
 
 
 def test_configure_backups_never_overwrite(tmp_path: Path) -> None:
@@ -313,18 +346,18 @@ def test_dirac_root_from_the_python_running_dirac_proxy_init(tmp_path: Path) -> 
 def test_script_interpreter_forms(tmp_path: Path) -> None:
     script = tmp_path / "tool"
     script.write_text("#!/opt/conda/envs/x/bin/python3.11\n")
-    assert diraccfg.script_interpreter(script, {}) == Path("/opt/conda/envs/x/bin/python3.11")
+    assert dirac_client.script_interpreter(script, {}) == Path("/opt/conda/envs/x/bin/python3.11")
     script.write_text("#!/bin/sh\n'''exec' \"/very/long/path/bin/python\" \"$0\" \"$@\"\n' '''\n")
-    assert diraccfg.script_interpreter(script, {}) == Path("/very/long/path/bin/python")
+    assert dirac_client.script_interpreter(script, {}) == Path("/very/long/path/bin/python")
     script.write_text("#!/usr/bin/env python3\n")
-    assert diraccfg.script_interpreter(script, {"PATH": str(BIN)}) == BIN / "python3"
+    assert dirac_client.script_interpreter(script, {"PATH": str(BIN)}) == BIN / "python3"
     script.write_text("no shebang\n")
-    assert diraccfg.script_interpreter(script, {}) is None
+    assert dirac_client.script_interpreter(script, {}) is None
 
 
 def test_dirac_root_in_a_conda_environment(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(diraccfg.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(dirac_client.importlib.util, "find_spec", lambda name: None)
     assert dirac_root({"PATH": str(tmp_path), "CONDA_PREFIX": "/opt/conda/envs/pgi"}) == \
         (Path("/opt/conda/envs/pgi"), "$CONDA_PREFIX")
     assert dirac_root({"PATH": str(tmp_path)}) is None
