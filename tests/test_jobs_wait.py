@@ -190,15 +190,15 @@ def test_a_wait_on_held_jobs_ends_after_stuck_after(ws: Workspace) -> None:
     try:
         started = time.monotonic()
         waited = ws.run("jobs", "submit", "--stage", "training-energy", "--wait",
-                        "--stuck-after", "3s", code=1)
+                        "--stuck-after", "2s", code=1)
         elapsed = time.monotonic() - started
     finally:
         ws.backend().kill([i for found in jobs_by_name(ws).values() for i in found])
         lock.close()
-    assert 3 < elapsed < 60
+    assert 2 < elapsed < 60
     [line] = [line for line in waited.stderr.splitlines() if "without a change" in line]
     assert line.startswith("2 training-energy job(s) without a change of state for more than "
-                           "3 s (Waiting / Pilot Agent Submission): ")
+                           "2 s (Waiting / Pilot Agent Submission): ")
     assert f"look at them (protopipe-grid jobs status -m {ws.metadata})" in line
 
 

@@ -22,7 +22,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .. import __version__
 from ..backends import open_backend
 from ..backends.base import Backend
 from ..exceptions import INTERRUPTED, DataError, InputError, PipelineError
@@ -139,7 +138,7 @@ def recorded(analysis: Analysis, backend: Backend | None = None) -> Iterator[Sto
     configurations' hashes, then its exit code); a command that used ``backend`` and
     succeeded records it as the analysis' backend, if none is yet."""
     store = analysis.store()
-    command = store.start_command(sys.argv, __version__, analysis.config_hashes())
+    command = store.start_command(sys.argv, version(), analysis.config_hashes())
     code = 1
     try:
         yield store
@@ -257,10 +256,17 @@ def tracker() -> Iterator[Tracker]:
         yield start
 
 
+def version() -> str:
+    """This package's version (read when asked: see the package's ``__getattr__``)."""
+    from .. import __version__
+
+    return __version__
+
+
 def version_text(verbose: bool) -> str:
     from ..software import COMPATIBILITY
 
-    lines = [f"protopipe-grid-interface {__version__}"]
+    lines = [f"protopipe-grid-interface {version()}"]
     if verbose:
         lines.append("protopipe compatibility:")
         lines += [f"  protopipe {pp}: {iface}" for pp, iface in COMPATIBILITY.items()]
