@@ -92,9 +92,10 @@ def jobs_submit(args: argparse.Namespace) -> int:
         from ..setup.proxy import check_proxy_for
 
         check_proxy_for(1.0 + len(specs) / 3600)  # an hour, and a generous second per job
-    with recorded(analysis, backend) as store, tracker() as progress:
-        report = submit.submit(store, backend, specs,
-                               progress=progress(f"submitting {args.stage}", len(specs)))
+    with recorded(analysis, backend) as store:
+        with tracker() as progress:  # closed before the wait draws its own
+            report = submit.submit(store, backend, specs,
+                                   progress=progress(f"submitting {args.stage}", len(specs)))
         print_lines([render.submit_line(args.stage, report)])
         return wait_for(store, backend, args, [s.name for s in specs]) if args.wait else 0
 
