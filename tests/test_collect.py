@@ -268,12 +268,15 @@ def test_backends_pickle_without_their_connections(backend: LocalBackend,
 def test_dirac_backend_downloads_in_processes_and_starts_dirac_there(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The DIRAC path without DIRAC: the backend crosses into worker processes unconnected and
-    initialises DIRAC there, lazily (here it finds no DIRAC client and says so, per file)."""
-    try:
-        import DIRAC  # noqa: F401
-        pytest.skip("the DIRAC client is installed: tests/dirac downloads through it for real")
-    except ImportError:
-        pass
+    initialises DIRAC there, lazily (here it finds no DIRAC client and says so, per file).
+    A ``DIRAC`` package that fails to import shadows any installed client, so this runs
+    everywhere; spawned workers inherit ``sys.path`` from this process."""
+    shadow = tmp_path / "shadow" / "DIRAC"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("no DIRAC client here")\n')
+    monkeypatch.syspath_prepend(str(shadow.parent))
+    for name in [m for m in sys.modules if m == "DIRAC" or m.startswith("DIRAC.")]:
+        monkeypatch.delitem(sys.modules, name)
 
     def not_here(self: DiracBackend) -> None:
         raise DataError("DIRAC initialised in the parent process")
