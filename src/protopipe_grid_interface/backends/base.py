@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..exceptions import BackendError
 from ..models import ANY_JOB, JobSelection, JobSpec, JobState, RemoteFile
 
 
@@ -95,10 +96,14 @@ class Backend(ABC):
         """Files inside the catalog directory ``path`` (empty if it does not exist): those
         directly in it, or with ``recursive`` those in all its subdirectories too."""
 
-    @abstractmethod
     def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
         """LFNs below ``path`` whose catalog metadata match every ``key: value`` of ``query``
-        (all of them for an empty query), like DIRAC's ``findFilesByMetadata``."""
+        (all of them for an empty query), like DIRAC's ``findFilesByMetadata``. Here, for a
+        catalog that keeps no file metadata: a query by folder only."""
+        if query:
+            raise BackendError(f"the {self.name} catalog keeps no file metadata",
+                               "query by folder only, or use the DIRAC backend")
+        return [f.lfn for f in self.list_directory(path, recursive=True)]
 
     @abstractmethod
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:

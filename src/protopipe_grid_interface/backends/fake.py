@@ -405,12 +405,6 @@ class FakeBackend(Backend):
             return [self.catalog[lfn] for lfn in sorted(self.catalog) if lfn.startswith(prefix)
                     and (recursive or "/" not in lfn[len(prefix):])]
 
-    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
-        if query:
-            raise BackendError("the fake catalog keeps no file metadata",
-                               "query by folder only, or use the DIRAC backend")
-        return [f.lfn for f in self.list_directory(path, recursive=True)]
-
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         with self.lock:
             return {lfn: self.catalog[lfn] for lfn in lfns if lfn in self.catalog}

@@ -23,7 +23,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,12 +362,6 @@ class LocalBackend(Backend):
         names = [lfn for (lfn,) in rows if recursive or "/" not in lfn[len(prefix):]]
         found = self.metadata(names)
         return [found[lfn] for lfn in names]
-
-    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
-        if query:
-            raise BackendError("the local catalog keeps no file metadata",
-                               "query by folder only, or use the DIRAC backend")
-        return [f.lfn for f in self.list_directory(path, recursive=True)]
 
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         found: dict[str, RemoteFile] = {}
