@@ -30,7 +30,7 @@ from protopipe_grid_interface.exceptions import BackendError
 from protopipe_grid_interface.models import UNCONFIRMED, JobSpec, JobState, JobStatus
 from protopipe_grid_interface.store import Store
 from protopipe_grid_interface.workflow import track
-from protopipe_grid_interface.workflow.submit import requeue_failed, submit
+from protopipe_grid_interface.workflow.submit import not_resubmitted, requeue_failed, submit
 
 PAYLOAD_ENV = Path(sys.prefix)
 Specs = Callable[[int], list[JobSpec]]
@@ -484,6 +484,23 @@ def test_requeue_failed_by_name_leaves_the_others(
     assert requeue_failed(store, names=[planned[1].name]) == [planned[1].name]
     assert [r.status for r in store.jobs()] == [
         JobStatus.FAILED, JobStatus.PLANNED, JobStatus.FAILED]
+
+
+def test_not_resubmitted_names_the_failed_jobs_of_a_plan_from_fresh_states(
+        store: Store, backend: FakeBackend, specs: Specs) -> None:
+    planned = specs(4)
+    ids = dict(submit(store, backend, planned).submitted)
+    backend.set_failed([ids[planned[0].name]], "test")  # not yet seen by the store
+    backend.kill([ids[planned[1].name]])
+
+    again = submit(store, backend, planned)
+    left = not_resubmitted(store, backend, planned[1:])
+
+    assert again.submitted == []
+    assert [(r.name, r.status) for r in left] == [(planned[1].name, JobStatus.KILLED)]
+    assert store.jobs(names=[planned[0].name])[0].status == JobStatus.RECEIVED  # not asked
+    assert {r.status for r in store.jobs(names=[s.name for s in planned[2:]])} == {
+        JobStatus.WAITING}
 
 
 # --- tracking ---------------------------------------------------------------------------------

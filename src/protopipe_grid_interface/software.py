@@ -27,6 +27,12 @@ def default_payload_env() -> Path:
     return environment().payload_root / "protopipe-0.5.0"
 
 
+def local_payload_env(asked: Path | None, configured: str = "") -> Path:
+    """Where protopipe runs on this machine: ``asked`` (``--payload-env``), else grid.yaml's
+    ``Software.local_env``, else the installed payload environment."""
+    return asked or (Path(configured) if configured else default_payload_env())
+
+
 def default_demo_data() -> Path:
     """The real sim_telarray files ``scripts/install-payload.sh`` fetches for the demo."""
     from .settings import environment

@@ -28,9 +28,7 @@ def open_backend(name: str, local_root: Path, software: SoftwareSection | None =
         payload = (Environment("venv", software.worker_env) if software.worker_env
                    else Environment("conda", software.conda_setup, software.conda_env))
         return DiracBackend(payload, ses=ses, admin_proxy=admin_proxy)
-    from ..software import default_payload_env
+    from ..software import local_payload_env
     from .local import LocalBackend
 
-    env = payload_env or (Path(software.local_env) if software.local_env
-                          else default_payload_env())
-    return LocalBackend(local_root, payload_env=env)
+    return LocalBackend(local_root, payload_env=local_payload_env(payload_env, software.local_env))

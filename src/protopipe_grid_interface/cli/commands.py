@@ -16,10 +16,12 @@ from ..paths import validate_lfn
 from ..store import JobRecord, Store
 from ..workflow import collect, files, jobs, local_steps, submit, track, upload
 from ..workflow.analysis import Analysis, stage_particles
+from ..workflow.session import recorded
 from ..workflow.split import SplitInput
 from ..workflow.tree import create_analysis
 from . import render
 from .common import (
+    attach,
     confirm,
     console,
     errors,
@@ -28,7 +30,6 @@ from .common import (
     make_backend,
     payload_env,
     print_lines,
-    recorded,
     remove_files,
     session,
     templates,
@@ -82,8 +83,7 @@ def jobs_submit(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in (("files_per_job", args.files_per_job),
                                                ("max_events", args.max_events)) if value}
     analysis = Analysis.open(args.metadata)
-    backend = make_backend(args, analysis)
-    analysis = analysis.with_home(backend.home)
+    analysis, backend = attach(args, analysis)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
     if args.dry_run:
         render.plan_table(submit.preview(None, backend, specs), backend.name)
@@ -234,10 +234,7 @@ def data_download(args: argparse.Namespace) -> int:
             reports = collect.collect(s.store, s.backend, tree, mode, args.stage, particles,
                                       args.workers, not args.no_merge, args.overwrite, progress)
         print_lines(render.collect_lines(reports))
-        failed = sum(len(report.download.failed) for report in reports)
-        if failed:
-            raise DataError(f"{failed} file(s) could not be downloaded",
-                            "run the same command again to retry")
+        collect.check_downloaded(reports)
     return 0
 
 

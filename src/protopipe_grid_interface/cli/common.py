@@ -7,8 +7,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -22,13 +21,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..backends import open_backend
 from ..backends.base import Backend
 from ..exceptions import INTERRUPTED, DataError, InputError, PipelineError
 from ..software import default_payload_env
+from ..workflow.session import BackendChoice, Session, backend_for
+from ..workflow.session import attach as attach_backend
+from ..workflow.session import payload_env as session_payload_env
+from ..workflow.session import session as open_session
 
 if TYPE_CHECKING:
-    from ..store import Store
     from ..workflow.analysis import Analysis
     from ..workflow.collect import Tracker
 
@@ -107,67 +108,31 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="Python environment with protopipe, for the local backend")
 
 
+def backend_choice(args: argparse.Namespace) -> BackendChoice:
+    """``--backend``, ``--local-root`` and ``--payload-env``, where the command has them."""
+    return BackendChoice(getattr(args, "backend", None), getattr(args, "local_root", None),
+                         getattr(args, "payload_env", None))
+
+
 def make_backend(args: argparse.Namespace, analysis: Analysis | None = None) -> Backend:
-    """The backend of the command: an analysis' own (see ``Analysis.backend_choice``), else
-    ``--backend``, ``$PGI_BACKEND`` or local; the local one in ``--local-root``,
-    ``$PGI_LOCAL_ROOT`` or its default folder."""
-    from ..settings import environment
-
-    settings = environment()
-    name, root = getattr(args, "backend", None), getattr(args, "local_root", None)
-    if analysis is not None:
-        name, root = analysis.backend_choice(name, root, settings.backend, settings.local_grid)
-    grid = analysis.grid if analysis is not None else None
-    return open_backend(name or settings.backend, root or settings.local_grid,
-                        grid.Software if grid else None, getattr(args, "payload_env", None),
-                        grid.GRID.upload_sites if grid else (), settings.admin_proxy)
+    """The backend of the command (see :func:`workflow.session.backend_for`)."""
+    return backend_for(backend_choice(args), analysis)
 
 
-@dataclass
-class Session:
-    """An open analysis (its grid home known), its state database and its backend."""
-
-    analysis: Analysis
-    store: Store
-    backend: Backend
+def attach(args: argparse.Namespace, analysis: Analysis) -> tuple[Analysis, Backend]:
+    """The analysis' backend, and the analysis with the backend's grid home."""
+    return attach_backend(analysis, backend_choice(args))
 
 
-@contextmanager
-def recorded(analysis: Analysis, backend: Backend | None = None) -> Iterator[Store]:
-    """The analysis' state database, with the command recorded in it (argv, version, the
-    configurations' hashes, then its exit code); a command that used ``backend`` and
-    succeeded records it as the analysis' backend, if none is yet."""
-    store = analysis.store()
-    command = store.start_command(sys.argv, version(), analysis.config_hashes())
-    code = 1
-    try:
-        yield store
-        code = 0
-    finally:
-        store.finish_command(command, code)
-        store.close()
-    if backend is not None:
-        analysis.remember_backend(backend.name, backend.root)
+def session(args: argparse.Namespace) -> AbstractContextManager[Session]:
+    """The analysis of ``--metadata``, its backend and state database, the command recorded."""
+    return open_session(args.metadata, backend_choice(args))
 
 
-@contextmanager
-def session(args: argparse.Namespace) -> Iterator[Session]:
-    """The analysis of ``--metadata``, with its backend, its state database, the command
-    recorded."""
-    from ..workflow.analysis import Analysis
-
-    analysis = Analysis.open(args.metadata)
-    backend = make_backend(args, analysis)
-    analysis = analysis.with_home(backend.home)
-    with recorded(analysis, backend) as store:
-        yield Session(analysis, store, backend)
-
-
-def payload_env(args: argparse.Namespace, analysis: Analysis | None = None) -> Path:
+def payload_env(args: argparse.Namespace, analysis: Analysis) -> Path:
     """Where protopipe runs on this machine: ``--payload-env``, else grid.yaml's
     ``Software.local_env``, else the installed payload environment."""
-    configured = analysis.grid.Software.local_env if analysis is not None else ""
-    return args.payload_env or (Path(configured) if configured else default_payload_env())
+    return session_payload_env(backend_choice(args), analysis)
 
 
 def templates(env: Path | None) -> Path:

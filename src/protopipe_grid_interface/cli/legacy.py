@@ -31,11 +31,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..atomic import write_lines
-from ..exceptions import DataError, InputError
-from ..models import RESUBMITTABLE_STATES, Particle, Stage
+from ..exceptions import InputError
+from ..models import Particle, Stage
 from ..paths import validate_lfn
-from ..workflow import collect, files, jobs, submit, track, upload
+from ..workflow import collect, files, jobs, submit, upload
 from ..workflow.analysis import Analysis, stage_particles
+from ..workflow.session import recorded
 from ..workflow.split import SplitInput, split_files
 from ..workflow.tree import create_analysis as create_tree
 from ..workflow.tree import load_workflow_tree
@@ -43,13 +44,13 @@ from . import render
 from .common import (
     ArgumentParser,
     add_backend_options,
+    attach,
     comma_list,
     confirm,
     console,
     get_files,
     make_backend,
     positive_int,
-    recorded,
     remove_files,
     run,
     templates,
@@ -264,8 +265,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
     analysis = Analysis.open_folder(args.analysis_path, "--analysis_path")
     log_to_file(args.log_file, append=False)
     stage, particle = analysis.legacy_stage(args.output_type)
-    backend = make_backend(args, analysis)
-    analysis = analysis.with_home(backend.home)
+    analysis, backend = attach(args, analysis)
     overrides: dict[str, object] = {key: value for key, value, wanted in (
         ("max_events", args.max_events, args.max_events != DEFAULT_MAX_EVENTS),
         ("save_images", True, args.save_images), ("tags", (args.tag,), args.tag),
@@ -295,9 +295,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
         with tracker() as progress:
             report = submit.submit(store, backend, specs,
                                    progress=progress(f"submitting {stage.value}", len(specs)))
-        names = {spec.name for spec in specs}
-        failed = [r for r in track.refresh(store, backend, stage)
-                  if r.name in names and r.status in RESUBMITTABLE_STATES]
+        failed = submit.not_resubmitted(store, backend, specs)
     say(f"{stage.value} {particle.value}: {len(report.submitted)} job(s) have been submitted, "
         f"{report.skipped_existing} skipped (output exists), {report.already_submitted} already "
         f"submitted, {report.recovered} recovered from an interrupted run")
@@ -346,24 +344,18 @@ def run_download_and_merge(args: argparse.Namespace) -> int:
     if args.disable_download and args.disable_merge:
         say("nothing to do: both download and merge are disabled")
         return 0
-    mode, failed = analysis.grid.General.mode, 0
+    mode = analysis.grid.General.mode
     if args.disable_download:
         with recorded(analysis) as store:
-            lines = render.merge_lines(collect.merge_particles(
-                store, analysis.tree, mode, stage, particles, args.overwrite))
-    else:
-        backend = make_backend(args, analysis)
-        analysis = analysis.with_home(backend.home)
-        with recorded(analysis, backend) as store, tracker() as progress:
-            reports = collect.collect(store, backend, analysis.tree, mode, stage, particles,
-                                      args.n_jobs, not args.disable_merge, args.overwrite,
-                                      progress)
-        lines = render.collect_lines(reports)
-        failed = sum(len(report.download.failed) for report in reports)
-    say(*lines)
-    if failed:
-        raise DataError(f"{failed} file(s) could not be downloaded",
-                        "run the same command again to retry")
+            say(*render.merge_lines(collect.merge_particles(
+                store, analysis.tree, mode, stage, particles, args.overwrite)))
+        return 0
+    analysis, backend = attach(args, analysis)
+    with recorded(analysis, backend) as store, tracker() as progress:
+        reports = collect.collect(store, backend, analysis.tree, mode, stage, particles,
+                                  args.n_jobs, not args.disable_merge, args.overwrite, progress)
+    say(*render.collect_lines(reports))
+    collect.check_downloaded(reports)
     return 0
 
 
@@ -419,8 +411,7 @@ def run_upload_models(args: argparse.Namespace) -> int:
                          f"expected one of: {', '.join(MODEL_NAMES[args.model_type])}")
     analysis = named_analysis(args)
     log_to_file(args.log_file)
-    backend = make_backend(args, analysis)
-    analysis = analysis.with_home(backend.home)
+    analysis, backend = attach(args, analysis)
     ses = list(dict.fromkeys([*upload.storage_elements(backend, (), [args.SE], "--SE"),
                               *upload.storage_elements(backend, (), args.list_of_SEs,
                                                        "--list-of-SEs")]))

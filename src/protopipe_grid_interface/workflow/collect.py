@@ -413,6 +413,14 @@ def collect(
                               overwrite, tracker) for particle in particles]
 
 
+def check_downloaded(reports: Sequence[CollectReport]) -> None:
+    """Raise :class:`DataError` when a file of ``reports`` could not be downloaded."""
+    failed = sum(len(report.download.failed) for report in reports)
+    if failed:
+        raise DataError(f"{failed} file(s) could not be downloaded",
+                        "run the same command again to retry")
+
+
 def merge_particles(store: Store, tree: AnalysisTree, mode: str, stage: Stage,
                     particles: Sequence[Particle], overwrite: bool = False
                     ) -> list[MergeResult]:

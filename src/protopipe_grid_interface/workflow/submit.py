@@ -176,6 +176,15 @@ def preview(store: Store | None, backend: Backend, specs: Sequence[JobSpec]
     return planned
 
 
+def not_resubmitted(store: Store, backend: Backend, specs: Sequence[JobSpec]
+                    ) -> list[JobRecord]:
+    """The jobs of ``specs`` that ended Failed, Killed or Deleted (their states asked of the
+    backend first): :func:`submit` leaves them for :func:`resubmit`."""
+    names = [spec.name for spec in specs]
+    track.update(store, backend, [r for r in store.jobs(names=names) if r.status.is_active])
+    return store.jobs(statuses=RESUBMITTABLE_STATES, names=names)
+
+
 def resubmit(store: Store, backend: Backend, records: Sequence[JobRecord]) -> SubmitReport:
     """Submit again these Failed, Killed or Deleted jobs, each once."""
     names = requeue_failed(store, [r.name for r in records])
