@@ -88,10 +88,8 @@ def jobs_submit(args: argparse.Namespace) -> int:
     if args.dry_run:
         render.plan_table(submit.preview(None, backend, specs), backend.name)
         return 0
-    if backend.name == "dirac" and not args.force:
-        from ..setup.proxy import check_proxy_for
-
-        check_proxy_for(1.0 + len(specs) / 3600)  # an hour, and a generous second per job
+    if not args.force:
+        submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
         with tracker() as progress:  # closed before the wait draws its own
             report = submit.submit(store, backend, specs,

@@ -273,8 +273,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
         ("job_type", "DataReprocessing", args.DataReprocessing)) if wanted}
     specs = analysis.plan_stage(backend, stage, [particle], None, **overrides)
     config = analysis.config_path
-    config_lfn = validate_lfn(posixpath.join(analysis.tree.lfn_data_dir(stage, particle),
-                                             config.name)) if args.upload_analysis_cfg else None
+    config_lfn = analysis.config_lfn(stage, particle) if args.upload_analysis_cfg else None
     if args.dry:
         store = analysis.store() if analysis.tree.state_db.exists() else None
         planned = submit.preview(store, backend, specs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..config import (
 )
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
-from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory
+from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory, validate_lfn
 from ..store import Store
 from .plan import PlanSettings, plan_jobs
 from .split import SplitInput, StageList, read_list, read_replicas, split_files
@@ -112,6 +113,11 @@ class Analysis:
     def config_path(self) -> Path:
         """protopipe's ``analysis.yaml`` of this analysis."""
         return self.config_path_of(self.tree, self.grid)
+
+    def config_lfn(self, stage: Stage, particle: Particle) -> str:
+        """Where ``analysis.yaml`` goes next to the outputs of a stage (their provenance)."""
+        return validate_lfn(posixpath.join(self.tree.lfn_data_dir(stage, particle),
+                                           self.config_path.name))
 
     def store(self) -> Store:
         return Store(self.tree.state_db)

@@ -103,6 +103,15 @@ def adopt_sent(store: Store, backend: Backend) -> list[str]:
     return sorted(adopted_names)
 
 
+def check_proxy(backend: Backend, jobs: int) -> None:
+    """On the grid, refuse a submission the proxy may not outlive: an hour, and a generous
+    second per job (raises :class:`~..setup.proxy.ProxyLifetimeError`)."""
+    if backend.name == "dirac":
+        from ..setup.proxy import check_proxy_for
+
+        check_proxy_for(1.0 + jobs / 3600)
+
+
 def to_submit(store: Store, specs: Sequence[JobSpec]) -> list[JobRecord]:
     """The planned jobs among ``specs``."""
     return store.jobs(statuses=[JobStatus.PLANNED], names=[s.name for s in specs])
