@@ -221,3 +221,24 @@ def test_commands_are_recorded(store: Store) -> None:
     assert (row["argv"], row["version"], row["exit_code"]) == (
         '["protopipe-grid", "submit"]', "0.5.0", 0)
     assert row["finished"] is not None
+
+
+def test_results_keep_the_latest_of_each_step_and_particle(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite")
+    store.record_result("merge dl2", "gamma", {"rows": {"reco_events": 10}})
+    store.record_result("merge dl2", "gamma", {"rows": {"reco_events": 12}}, ["thin"])
+    store.record_result("performance", "", {"bins": 3})
+    results = store.results("merge dl2")
+    assert [(r.particle, r.figures, r.warnings) for r in results] == [
+        ("gamma", {"rows": {"reco_events": 12}}, ("thin",))]
+    assert [r.step for r in Store(tmp_path / "state.sqlite").results()] == [
+        "merge dl2", "performance"]
+
+
+def test_fingerprints_are_kept_per_stage_and_particle(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.sqlite")
+    assert store.fingerprint(Stage.DL2, Particle.GAMMA) is None
+    store.record_fingerprint(Stage.DL2, Particle.GAMMA, {"list": "ab"})
+    store.record_fingerprint(Stage.DL2, Particle.GAMMA, {"list": "cd"})
+    assert store.fingerprint(Stage.DL2, Particle.GAMMA) == {"list": "cd"}
+    assert store.fingerprint(Stage.DL2, Particle.PROTON) is None

@@ -17,13 +17,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import sqlite
 from .exceptions import DataError
 from .iterutils import chunked
 from .models import JobSpec, JobState, JobStatus, Particle, Stage
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -89,6 +90,21 @@ CREATE TABLE IF NOT EXISTS merges (
     mtime_ns INTEGER NOT NULL,
     merged TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS results (
+    step TEXT NOT NULL,
+    particle TEXT NOT NULL,
+    figures TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    recorded TEXT NOT NULL,
+    PRIMARY KEY (step, particle)
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    stage TEXT NOT NULL,
+    particle TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    recorded TEXT NOT NULL,
+    PRIMARY KEY (stage, particle)
+);
 """
 
 
@@ -105,6 +121,9 @@ MIGRATIONS: dict[int, str] = {
     # 3: the download manifest keeps each verified file's mtime (a rerun skips those files
     # still as they were); the merges table (created by SCHEMA) records each merge's inputs
     3: "ALTER TABLE downloads ADD COLUMN mtime_ns INTEGER",
+    # 4: the results table (what each step found: rows merged, model scores, IRF bins, canary
+    # outcomes) and the fingerprints of each stage's inputs, both created by SCHEMA
+    4: "",
 }
 
 
@@ -165,6 +184,18 @@ class MergeRecord:
         except FileNotFoundError:
             return False
         return (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a step found, as figures people read and the warnings they must not miss: one row
+    per step and particle ("" for a step of the whole analysis), the latest run's."""
+
+    step: str
+    particle: str
+    figures: dict[str, Any]
+    warnings: tuple[str, ...]
+    recorded: str
 
 
 class Store:
@@ -413,3 +444,32 @@ class Store:
         row = self.db.execute("SELECT path, inputs, files, showers, size, mtime_ns FROM merges "
                               "WHERE path = ?", (str(path),)).fetchone()
         return None if row is None else MergeRecord(Path(row[0]), *row[1:])
+
+    # --- results and fingerprints -------------------------------------------------------------
+    def record_result(self, step: str, particle: str, figures: dict[str, Any],
+                      warnings: Sequence[str] = ()) -> Result:
+        """Keep what ``step`` found for ``particle`` (replacing its earlier result)."""
+        result = Result(step, particle, figures, tuple(warnings), now())
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                       (step, particle, json.dumps(figures, sort_keys=True),
+                        json.dumps(list(warnings)), result.recorded))
+        return result
+
+    def results(self, step: str | None = None) -> list[Result]:
+        """The recorded results (of ``step``, or all), in the order they were recorded."""
+        query = "SELECT step, particle, figures, warnings, recorded FROM results"
+        rows = self.db.execute(f"{query} WHERE step = ? ORDER BY rowid" if step else
+                               f"{query} ORDER BY rowid", (step,) if step else ())
+        return [Result(s, p, json.loads(f), tuple(json.loads(w)), r) for s, p, f, w, r in rows]
+
+    def record_fingerprint(self, stage: Stage, particle: Particle, inputs: dict[str, str]) -> None:
+        """The digests of what the jobs of ``stage`` and ``particle`` were planned from."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?)",
+                       (stage.value, particle.value, json.dumps(inputs, sort_keys=True), now()))
+
+    def fingerprint(self, stage: Stage, particle: Particle) -> dict[str, str] | None:
+        row = self.db.execute("SELECT inputs FROM fingerprints WHERE stage = ? AND particle = ?",
+                              (stage.value, particle.value)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
