@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from analysis_configs import register_inputs, write_configs
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import Particle, Stage
@@ -31,8 +32,7 @@ def grid(*args: object, cwd: Path, env: dict[str, str] | None = None
 
 def analysis_with_a_list(tmp_path: Path) -> Path:
     tree = create_analysis(tmp_path / "ws", "ana", None)
-    (tree.configs / "analysis.yaml").write_text(
-        'General:\n  config_name: "ana"\n  cam_id_list: ["LSTCam"]\n')
+    write_configs(tree.configs, ["LSTCam"])
     listing = tmp_path / "gamma.list"
     listing.write_text("/vo.cta.in2p3.fr/MC/gamma_run101.simtel.zst\n")
     assert Analysis.open(tree.metadata_file).set_list_file(Stage.TRAINING_ENERGY,
@@ -49,6 +49,7 @@ def test_the_first_successful_command_records_the_backend_and_later_ones_use_it(
         tmp_path: Path) -> None:
     metadata = analysis_with_a_list(tmp_path)
     own = tmp_path / "my-grid"
+    register_inputs(LocalBackend(own), ["/vo.cta.in2p3.fr/MC/gamma_run101.simtel.zst"])
     submit = ["jobs", "submit", "-m", metadata, "--stage", "training-energy",
               "--payload-env", sys.prefix]
     assert recorded(metadata) == {"GRID is DIRAC": False}

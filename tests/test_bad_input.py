@@ -23,21 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from analysis_configs import register_inputs, write_configs
 
+from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import Particle, Stage
 from protopipe_grid_interface.workflow.analysis import Analysis
 from protopipe_grid_interface.workflow.tree import create_analysis
 
 BIN = Path(sys.executable).parent
-ANALYSIS_YAML = """\
-General:
-  config_name: "ana"
-  cam_id_list: ["LSTCam", "NectarCam"]
-EnergyRegressor:
-  method_name: "RandomForestRegressor"
-GammaHadronClassifier:
-  method_name: "RandomForestClassifier"
-"""
 GOOD = [f"/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run{100 + i}___cta-prod3.simtel.zst"
         for i in range(3)]
 
@@ -83,11 +76,12 @@ class Workspace:
 def make_workspace(folder: Path) -> Workspace:
     folder.mkdir(parents=True)
     tree = create_analysis(folder / "ws", "ana", None)
-    (tree.configs / "analysis.yaml").write_text(ANALYSIS_YAML)
+    write_configs(tree.configs)
     ws = Workspace(folder)
     ws.energy_list.write_text("".join(f"{lfn}\n" for lfn in GOOD))
     assert Analysis.open(ws.metadata).set_list_file(Stage.TRAINING_ENERGY, Particle.GAMMA,
                                                    ws.energy_list)
+    register_inputs(LocalBackend(ws.dir / "grid"), GOOD)
     return ws
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from analysis_configs import write_configs
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import UNCONFIRMED, JobStatus, Particle, Stage
@@ -26,13 +27,6 @@ from protopipe_grid_interface.workflow.analysis import Analysis
 from protopipe_grid_interface.workflow.tree import create_analysis
 
 BIN = Path(sys.executable).parent
-ANALYSIS_YAML = """\
-General:
-  config_name: "ana"
-  cam_id_list: ["LSTCam"]
-EnergyRegressor:
-  method_name: "RandomForestRegressor"
-"""
 #: stands in for protopipe-TRAINING: a second of work, then the file its --outfile names
 FAKE_TRAINING = """#!{python}
 import sys, time
@@ -89,7 +83,7 @@ class Workspace:
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     tree = create_analysis(tmp_path / "ws", "ana", None)
-    (tree.configs / "analysis.yaml").write_text(ANALYSIS_YAML)
+    write_configs(tree.configs, ["LSTCam"])
     grid_yaml = tree.configs / "grid.yaml"
     grid_yaml.write_text(grid_yaml.read_text().replace("n_file_per_job: 10",
                                                        "n_file_per_job: 1"))

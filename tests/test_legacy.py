@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import tables
 import yaml
+from analysis_configs import register_inputs, write_configs
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import JobSpec, JobStatus, Particle, Stage
@@ -27,15 +28,6 @@ from protopipe_grid_interface.workflow.tree import create_analysis
 
 BIN = Path(sys.executable).parent
 PAYLOAD_ENV = Path(sys.prefix)
-ANALYSIS_YAML = """\
-General:
-  config_name: "ana"
-  cam_id_list: ["LSTCam", "NectarCam"]
-EnergyRegressor:
-  method_name: "RandomForestRegressor"
-GammaHadronClassifier:
-  method_name: "RandomForestClassifier"
-"""
 STANDARD_WORKFLOW = {
     "configs": [],
     "data": {
@@ -129,7 +121,7 @@ class Workspace:
 
 def make_workspace(tmp_path: Path) -> Workspace:
     tree = create_analysis(tmp_path / "ws", "ana", None)
-    (tree.configs / "analysis.yaml").write_text(ANALYSIS_YAML)
+    write_configs(tree.configs)
     return Workspace(tmp_path, tree.root)
 
 
@@ -143,6 +135,7 @@ def set_list(ws: Workspace, stage: Stage, particle: Particle, entries: Sequence[
     path = ws.root / "data" / "simtel" / f"{particle.value}_{stage.value}.list"
     path.write_text("".join(f"{e}\n" for e in entries))
     assert Analysis.open(ws.metadata).set_list_file(stage, particle, path)
+    register_inputs(ws.backend(), entries)
 
 
 def split(ws: Workspace, *args: object) -> str:
@@ -370,6 +363,10 @@ def test_jobs_delete_asks_first_then_deletes_final_jobs_too(ws: Workspace) -> No
 def test_submit_stage_follows_grid_yaml(ws: Workspace) -> None:
     set_list(ws, Stage.TRAINING_CLASSIFICATION, Particle.PROTON, lfns(12, "proton"))
     set_list(ws, Stage.DL2, Particle.ELECTRON, lfns(5, "electron"))
+    backend = ws.backend()
+    analysis = Analysis.open(ws.metadata).with_home(backend.home())
+    models = analysis.plan_stage(backend, Stage.DL2, [Particle.ELECTRON])[0].input_data
+    register_inputs(backend, models)
     # TRAINING + estimate_energy True: classification training, which needs the regressor
     ws.edit_grid('particle: "gamma"', 'particle: "proton"')
     ws.edit_grid("estimate_energy: False", "estimate_energy: True")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from analysis_configs import write_configs
 from proxies import FQANS, HOUR, NOW, VO, Pki, fqan_values, make_proxy, name, tlv, voms_extension
 
 from protopipe_grid_interface.exceptions import InputError
@@ -143,8 +144,7 @@ def test_submission_refuses_to_start_with_a_proxy_that_expires_too_soon(
     lfns.write_text("/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run1___x.simtel.gz\n")
     (analysis / "configs" / "grid.yaml").write_text(yaml.safe_dump({
         "GRID": {"upload_sites": ["SE-1"]}, "EnergyRegressor": {"gamma_list": str(lfns)}}))
-    (analysis / "configs" / "analysis.yaml").write_text(yaml.safe_dump({
-        "General": {"config_name": "ana", "cam_id_list": ["LSTCam"]}}))
+    write_configs(analysis / "configs", ["LSTCam"])
     env = {**os.environ, "X509_USER_PROXY": str(proxy)}
     argv = [str(Path(sys.executable).parent / "protopipe-grid"), "jobs", "submit",
             "--metadata", str(analysis), "--stage", "training-energy", "--backend", "dirac"]

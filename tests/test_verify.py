@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from analysis_configs import write_configs
 
 from protopipe_grid_interface.backends.local import LocalBackend
 from protopipe_grid_interface.models import Particle, RemoteFile, Stage
@@ -19,11 +20,6 @@ from protopipe_grid_interface.workflow.verify import Verdict, verify
 
 BIN = Path(sys.executable).parent
 STAGE, PARTICLE = Stage.TRAINING_ENERGY, Particle.GAMMA
-ANALYSIS_YAML = """\
-General:
-  config_name: "ana"
-  cam_id_list: ["LSTCam"]
-"""
 
 
 def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -119,7 +115,7 @@ def analysis(tmp_path: Path, backend: LocalBackend) -> tuple[Path, Path, list[Re
     """An analysis whose energy-training gamma outputs are in the catalog and downloaded:
     (metadata file, local data folder, catalog entries)."""
     tree = create_analysis(tmp_path / "ws", "ana", None)
-    (tree.configs / "analysis.yaml").write_text(ANALYSIS_YAML)
+    write_configs(tree.configs, ["LSTCam"])
     opened = Analysis.open(tree.metadata_file).with_home(backend.home())
     remote = publish(backend, opened.tree.lfn_data_dir(STAGE, PARTICLE), tmp_path / "src")
     download = cli("data", "download", "-m", tree.metadata_file, "--stage", STAGE.value,

@@ -373,6 +373,14 @@ class Store:
             for name in names:
                 self._set(db, name, None, JobStatus.PLANNED, reason, "")
 
+    def forget(self, names: Sequence[str]) -> None:
+        """Remove jobs the plan no longer has (their history stays, for provenance)."""
+        with self.transaction() as db:
+            for chunk in chunked(list(names), 500):
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"DELETE FROM attempts WHERE name IN ({marks})", chunk)
+                db.execute(f"DELETE FROM jobs WHERE name IN ({marks})", chunk)
+
     def mark_output_present(self, found: Sequence[tuple[str, int, str]]) -> None:
         """Jobs whose output already exists: Done without running; (name, size, checksum)."""
         with self.transaction() as db:

@@ -11,12 +11,22 @@ from pathlib import Path
 from ..atomic import write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
-from ..models import RESUBMITTABLE_STATES, JobStatus, Particle
+from ..models import RESUBMITTABLE_STATES, JobSpec, JobStatus, Particle
 from ..paths import validate_lfn
 from ..store import JobRecord, Store
-from ..workflow import collect, files, jobs, local_steps, submit, track, upload
+from ..workflow import (
+    collect,
+    consistency,
+    files,
+    jobs,
+    local_steps,
+    submit,
+    track,
+    upload,
+    validate,
+)
 from ..workflow.analysis import Analysis, stage_particles
-from ..workflow.session import recorded
+from ..workflow.session import existing_store, recorded
 from ..workflow.split import SplitInput
 from ..workflow.tree import create_analysis
 from . import render
@@ -86,16 +96,49 @@ def jobs_submit(args: argparse.Namespace) -> int:
     analysis, backend = attach(args, analysis)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
     if args.dry_run:
-        render.plan_table(submit.preview(None, backend, specs), backend.name)
+        with existing_store(analysis) as store:
+            validate.check_plan(analysis, backend, store, specs)
+            render.plan_table(submit.preview(store, backend, specs), backend.name)
+            found = consistency.stale(store, backend, analysis, specs) if store else []
+        print_lines([entry.line() for entry in found])
         return 0
     if not args.force:
         submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
+        validate.check_plan(analysis, backend, store, specs)
+        if not settle_stale(store, backend, analysis, specs, args):
+            return 1
         with tracker() as progress:  # closed before the wait draws its own
             report = submit.submit(store, backend, specs,
                                    progress=progress(f"submitting {args.stage}", len(specs)))
+        consistency.record(store, backend, analysis, specs)
         print_lines([render.submit_line(args.stage, report)])
         return wait_for(store, backend, args, [s.name for s in specs]) if args.wait else 0
+
+
+def settle_stale(store: Store, backend: Backend, analysis: Analysis, specs: list[JobSpec],
+                 args: argparse.Namespace) -> bool:
+    """Refuse stale jobs unless the user chose to plan them again or keep them; False if the
+    user declined the replan."""
+    found = consistency.stale(store, backend, analysis, specs)
+    if not found:
+        return True
+    lines = [entry.line() for entry in found]
+    if not (args.replan or args.keep_stale):
+        raise InputError("\n".join(lines), "--replan plans them again (their outputs are "
+                         "removed from the catalog), --keep-stale keeps them as they are")
+    print_lines(lines)
+    if args.keep_stale:
+        consistency.keep(store, backend, analysis, specs)
+        return True
+    jobs_count = sum(len(entry.jobs) for entry in found)
+    if not confirm(f"kill these {jobs_count} job(s) where active, remove their outputs and "
+                   "plan them again?", args.yes):
+        return False
+    again = consistency.replan(store, backend, analysis, specs, found)
+    print_lines([f"{jobs_count} stale job(s) stopped and their outputs removed; "
+                 f"{len(again)} planned again"])
+    return True
 
 
 def wait_for(store: Store, backend: Backend, args: argparse.Namespace,

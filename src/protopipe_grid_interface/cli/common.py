@@ -66,8 +66,9 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, pro
                         else "%(levelname)s: %(message)s")
     try:
         return func(args)
-    except PipelineError as exc:
-        errors.print(f"{prog}: error: {exc}", markup=False, soft_wrap=True)
+    except PipelineError as exc:  # a message of several lines: one problem a line
+        for line in str(exc).splitlines():
+            errors.print(f"{prog}: error: {line}", markup=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print(f"{prog}: interrupted", markup=False)

@@ -34,9 +34,9 @@ from ..atomic import write_lines
 from ..exceptions import InputError
 from ..models import Particle, Stage
 from ..paths import validate_lfn
-from ..workflow import collect, files, jobs, submit, upload
+from ..workflow import collect, files, jobs, submit, upload, validate
 from ..workflow.analysis import Analysis, stage_particles
-from ..workflow.session import recorded
+from ..workflow.session import existing_store, recorded
 from ..workflow.split import SplitInput, split_files
 from ..workflow.tree import create_analysis as create_tree
 from ..workflow.tree import load_workflow_tree
@@ -275,8 +275,9 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
     config = analysis.config_path
     config_lfn = analysis.config_lfn(stage, particle) if args.upload_analysis_cfg else None
     if args.dry:
-        store = analysis.store() if analysis.tree.state_db.exists() else None
-        planned = submit.preview(store, backend, specs)
+        with existing_store(analysis) as store:
+            validate.check_plan(analysis, backend, store, specs)
+            planned = submit.preview(store, backend, specs)
         say(*render.legacy_plan_lines(planned, stage, particle, backend.name,
                                       analysis.grid.GRID.n_file_per_job),
             *([f"{config} would be uploaded to {config_lfn} (not now: dry run)"]
@@ -284,6 +285,7 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
             f"{sum(job.to_submit for job in planned)} job(s) would be submitted")
         return 0
     with recorded(analysis, backend) as store:
+        validate.check_plan(analysis, backend, store, specs)
         ses = upload.storage_elements(backend, analysis.grid.GRID.upload_sites)
         if config_lfn and upload.upload_config(backend, config, config_lfn, ses):
             say(f"{config.name} uploaded to {config_lfn} ({', '.join(ses)})")

@@ -109,7 +109,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-events", type=positive_int, help="events per file")
     flags(p, dry_run="show the whole plan, submit nothing",
           wait="wait until every job is final",
-          force="submit even if the grid proxy may expire before the submission ends")
+          force="submit even if the grid proxy may expire before the submission ends",
+          replan="plan stale jobs again (their inputs changed): kill them, remove their "
+          "outputs from the catalog, submit them anew",
+          keep_stale="keep stale jobs as they are, and accept their inputs' change",
+          yes="do not ask before --replan removes outputs")
     wait_options(p)
     p = verb(jobs, "status", "job states by stage and particle", commands.jobs_status,
              stage=False)

@@ -74,6 +74,19 @@ def recorded(analysis: Analysis, backend: Backend | None = None) -> Iterator[Sto
         analysis.remember_backend(backend.name, backend.root)
 
 
+@contextmanager
+def existing_store(analysis: Analysis) -> Iterator[Store | None]:
+    """The analysis' state database if it has one (a preview creates none), else None."""
+    if not analysis.tree.state_db.is_file():
+        yield None
+        return
+    store = analysis.store()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 @dataclass
 class Session:
     """An open analysis (its grid home known), its state database and its backend."""
