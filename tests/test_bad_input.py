@@ -26,6 +26,7 @@ import pytest
 from analysis_configs import register_inputs, write_configs
 
 from protopipe_grid_interface.backends.local import LocalBackend
+from protopipe_grid_interface.config import set_yaml_values
 from protopipe_grid_interface.models import Particle, Stage
 from protopipe_grid_interface.workflow.analysis import Analysis
 from protopipe_grid_interface.workflow.tree import create_analysis
@@ -115,6 +116,16 @@ def metadata_edit(old: str, new: str) -> Setup:
 
 def list_entries(*entries: str) -> Setup:
     return lambda ws: ws.energy_list.write_text("".join(f"{e}\n" for e in entries))
+
+
+def config_value(file: str, keys: tuple[str, ...], value: object) -> Setup:
+    return lambda ws: set_yaml_values(ws.root / "configs" / file, {keys: value})
+
+
+def template_showers(ws: Workspace) -> None:
+    set_yaml_values(ws.root / "configs" / "performance.yaml", {
+        ("particle_information", "gamma", "num_use"): 10,
+        ("particle_information", "gamma", "num_showers"): 20000})
 
 
 def model_files(ws: Workspace) -> None:
@@ -225,9 +236,28 @@ CASES = [
          metadata_edit("analysis_name: ana", "analysis_name: another")),
     Case("submit-analysis-yaml-invalid", "SUBMIT_JOBS", SUBMIT, "analysis.yaml",
          lambda ws: (ws.root / "configs" / "analysis.yaml").write_text("General: {\n")),
-    Case("submit-no-cameras", "SUBMIT_JOBS", SUBMIT, "cam_id_list",
-         lambda ws: (ws.root / "configs" / "analysis.yaml").write_text(
-             "General:\n  config_name: ana\n  cam_id_list: []\n")),
+    Case("submit-no-cameras", "SUBMIT_JOBS", SUBMIT, "analysis.yaml: General.cam_id_list: empty",
+         config_value("analysis.yaml", ("General", "cam_id_list"), [])),
+    # what the payload would fail on, refused by the dry-run before any job leaves
+    Case("dry-run-site-misspelt", "grid", GRID_SUBMIT, "analysis.yaml: General.site: 'sout'",
+         config_value("analysis.yaml", ("General", "site"), "sout")),
+    Case("dry-run-array-empty", "grid", GRID_SUBMIT, "analysis.yaml: General.array: empty",
+         config_value("analysis.yaml", ("General", "array"), [])),
+    Case("dry-run-unknown-production", "grid", GRID_SUBMIT, "General.production: 'Prod6'",
+         config_value("analysis.yaml", ("General", "production"), "Prod6")),
+    Case("dry-run-no-cameras", "grid", GRID_SUBMIT, "analysis.yaml: General.cam_id_list: empty",
+         config_value("analysis.yaml", ("General", "cam_id_list"), [])),
+    Case("dry-run-unknown-camera", "grid", GRID_SUBMIT, "'LSTcam' is not a camera type",
+         config_value("analysis.yaml", ("General", "cam_id_list"), ["LSTcam"])),
+    Case("dry-run-template-showers", "grid", GRID_SUBMIT,
+         "performance.yaml: particle_information.gamma.num_use, num_showers: 10 x 20000 are "
+         "protopipe's example numbers", template_showers),
+    Case("dry-run-input-not-in-catalog", "grid", GRID_SUBMIT,
+         "/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run999___cta-prod3.simtel.zst: not in the local "
+         "catalog", list_entries(*GOOD, "/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run999___cta-prod3"
+                                 ".simtel.zst")),
+    Case("submit-site-misspelt", "SUBMIT_JOBS", SUBMIT, "General.site: 'sout'",
+         config_value("analysis.yaml", ("General", "site"), "sout")),
     # --- protopipe-SPLIT_DATASET -----------------------------------------------------------
     Case("split-sum-not-100", "SPLIT_DATASET",
          ("--input_gammas", "{list}", "--split_gammas", "10", "10", "70", *SPLIT_OUT),

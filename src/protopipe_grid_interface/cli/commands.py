@@ -94,10 +94,12 @@ def jobs_submit(args: argparse.Namespace) -> int:
                                                ("max_events", args.max_events)) if value}
     analysis = Analysis.open(args.metadata)
     analysis, backend = attach(args, analysis)
+    with existing_store(analysis) as store:
+        validate.check_analysis(analysis, store)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
+    validate.check_inputs(backend, specs)
     if args.dry_run:
         with existing_store(analysis) as store:
-            validate.check_plan(analysis, backend, store, specs)
             render.plan_table(submit.preview(store, backend, specs), backend.name)
             found = consistency.stale(store, backend, analysis, specs) if store else []
         print_lines([entry.line() for entry in found])
@@ -105,7 +107,6 @@ def jobs_submit(args: argparse.Namespace) -> int:
     if not args.force:
         submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
-        validate.check_plan(analysis, backend, store, specs)
         if not settle_stale(store, backend, analysis, specs, args):
             return 1
         with tracker() as progress:  # closed before the wait draws its own

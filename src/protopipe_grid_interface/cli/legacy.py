@@ -271,12 +271,14 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
         ("save_images", True, args.save_images), ("tags", (args.tag,), args.tag),
         ("debug", True, args.debug_script),
         ("job_type", "DataReprocessing", args.DataReprocessing)) if wanted}
+    with existing_store(analysis) as store:
+        validate.check_analysis(analysis, store)
     specs = analysis.plan_stage(backend, stage, [particle], None, **overrides)
+    validate.check_inputs(backend, specs)
     config = analysis.config_path
     config_lfn = analysis.config_lfn(stage, particle) if args.upload_analysis_cfg else None
     if args.dry:
         with existing_store(analysis) as store:
-            validate.check_plan(analysis, backend, store, specs)
             planned = submit.preview(store, backend, specs)
         say(*render.legacy_plan_lines(planned, stage, particle, backend.name,
                                       analysis.grid.GRID.n_file_per_job),
@@ -285,7 +287,6 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
             f"{sum(job.to_submit for job in planned)} job(s) would be submitted")
         return 0
     with recorded(analysis, backend) as store:
-        validate.check_plan(analysis, backend, store, specs)
         ses = upload.storage_elements(backend, analysis.grid.GRID.upload_sites)
         if config_lfn and upload.upload_config(backend, config, config_lfn, ses):
             say(f"{config.name} uploaded to {config_lfn} ({', '.join(ses)})")

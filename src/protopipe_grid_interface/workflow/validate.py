@@ -216,15 +216,13 @@ def config_problems(analysis: Analysis) -> list[Problem]:
     return found
 
 
-def check_plan(analysis: Analysis, backend: Backend, store: Store | None,
-               specs: Sequence[JobSpec]) -> None:
-    """Everything checked before a plan's jobs leave: the configuration, files in two stages
-    of a particle, and every input in the catalog."""
+def check_analysis(analysis: Analysis, store: Store | None) -> None:
+    """Checked before any plan: the configuration, and files in two stages of a particle
+    (``store``: the jobs already submitted count, if there is one)."""
     problems = [*map(str, config_problems(analysis)), *overlaps(analysis, store)]
     if problems:
         raise ConfigError("\n".join(problems),
                           "fix these first: every job would fail, or compute with wrong numbers")
-    check_inputs(backend, specs)
 
 
 def missing_inputs(backend: Backend, specs: Iterable[JobSpec]) -> list[str]:
