@@ -3,7 +3,8 @@
 ``protopipe-MODEL`` trains the energy regressor or the gamma/hadron classifier from the merged
 TRAINING files; ``protopipe-DL3-EventDisplay`` computes the IRFs from the merged DL2 files.
 Both get their inputs and outputs as arguments, so the configuration files stay as the user
-wrote them.
+wrote them. A model built is scored on the test sample protopipe kept (``payload/model_scores.py``
+and protopipe's own classification report), its scores recorded in the state database.
 """
 
 from __future__ import annotations
