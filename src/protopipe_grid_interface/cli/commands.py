@@ -340,9 +340,11 @@ def check_verify_options(args: argparse.Namespace) -> None:
 # --- models and performance --------------------------------------------------------------------
 def models_build(args: argparse.Namespace) -> int:
     analysis = Analysis.open(args.metadata)
-    with recorded(analysis):
-        models = local_steps.build_model(analysis, args.type, payload_env(args, analysis))
-    print_lines([f"model: {path}" for path in models])
+    with recorded(analysis) as store:
+        result = local_steps.build_model(analysis, args.type, payload_env(args, analysis), store)
+    print_lines([f"model: {path}" for path in result.files])
+    render.model_table(result)
+    print_lines(render.model_verdict_lines(result))
     return 0
 
 

@@ -14,6 +14,7 @@ from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
 from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.results import ClassifierScore, ModelResult, RegressorScore
 from ..workflow.split import StageList
 from ..workflow.submit import PlannedJob, SubmitReport
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
@@ -146,9 +147,21 @@ def merge_lines(results: Sequence[MergeResult]) -> list[str]:
     for m in results:
         done = "up to date" if m.up_to_date else "merged"
         lines.append(f"{m.path}: {m.files} of {m.inputs} file(s) {done}, {m.showers} simulated "
-                     "showers")
+                     f"showers; {rows_text(m.tables)}")
         lines += [f"  note: {note}" for note in m.notes]
+        lines += warning_lines(m.warnings)
     return lines
+
+
+def rows_text(tables: Mapping[str, int]) -> str:
+    """``rows: LSTCam 2366, NectarCam 2044`` (table paths without the root's slash)."""
+    if not tables:
+        return "no table"
+    return "rows: " + ", ".join(f"{name.lstrip('/')} {rows}" for name, rows in tables.items())
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    return [f"  WARNING: {warning}" for warning in warnings]
 
 
 def plural(count: int, noun: str) -> str:
@@ -285,3 +298,51 @@ def verify_json(reports: Sequence[VerifyReport]) -> str:
             } for c in r.checks],
         } for r in reports],
     }, indent=2)
+
+
+def model_table(result: ModelResult) -> None:
+    """A model's scores per camera, on protopipe's test sample."""
+    table = Table(title=f"{result.model_type} ({result.method}) on protopipe's test sample")
+    classifier = result.model_type == "classifier"
+    columns = (("camera", "test images (signal/bkg)", "accuracy", "precision signal/bkg",
+                "recall signal/bkg", "ROC AUC") if classifier else
+               ("camera", "test images", "energy bias", "energy resolution (68 %)"))
+    for column in columns:
+        table.add_column(column, justify="left" if column == "camera" else "right")
+    for score in result.scores:
+        warned = "red" if score.warnings() else None
+        if isinstance(score, ClassifierScore):
+            table.add_row(score.camera, classifier_size(score), number(score.accuracy, ".2f"),
+                          pair(score.precision), pair(score.recall), number(score.auc, ".3f"),
+                          style=warned)
+        elif isinstance(score, RegressorScore):
+            table.add_row(score.camera, number(score.test_size, "d"), number(score.bias, "+.1%"),
+                          number(score.resolution, ".1%"), style=warned)
+    console.print(table)
+
+
+def model_verdict_lines(result: ModelResult) -> list[str]:
+    """The model's warnings, then whether it looks usable (warnings never fail the step)."""
+    if not result.warnings:
+        return [f"{result.model_type}: no warning"]
+    return [*warning_lines(result.warnings),
+            f"{result.model_type} built, with {plural(len(result.warnings), 'warning')}: "
+            "look at them before using it"]
+
+
+def classifier_size(score: ClassifierScore) -> str:
+    if score.test_size is None:
+        return "-"
+    if score.test_signal is None:
+        return str(score.test_size)
+    return f"{score.test_size} ({score.test_signal}/{score.test_background})"
+
+
+def number(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``-`` when it is unknown."""
+    return "-" if value is None else format(value, spec)
+
+
+def pair(by_class: Mapping[str, float]) -> str:
+    """A signal/background pair of scores."""
+    return "/".join(number(by_class.get(name), ".2f") for name in ("signal", "background"))

@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
     BrokenExecutor,
     Executor,
@@ -29,7 +29,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..atomic import partial_path
 from ..backends.base import Backend
@@ -39,6 +39,7 @@ from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree, merged_file_name, output_prefix
 from ..retry import attempts
 from ..store import Download, MergeRecord, Store
+from .results import merge_step, table_rows, table_warnings
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,18 @@ class MergeResult:
     inputs: int = 0
     notes: tuple[str, ...] = ()
     up_to_date: bool = False
+    #: rows of each table of the merged file, by table path (``/LSTCam``, ``/reco_events``)
+    tables: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes the merged file unusable: no table, or a table without rows."""
+        return table_warnings(self.path.name, self.tables)
+
+    def figures(self) -> dict[str, Any]:
+        """What the state database keeps of this merge."""
+        return {"file": self.path.name, "inputs": self.inputs, "files": self.files,
+                "showers": self.showers, "tables": dict(self.tables), "notes": list(self.notes)}
 
 
 @dataclass
@@ -343,7 +356,7 @@ def merge_stage(store: Store, outputs: Sequence[RemoteFile], outdir: Path, targe
     record = store.merge_record(target)
     if record is not None and record.inputs == digest and record.made(target):
         return MergeResult(target, record.files, record.showers, len(inputs),
-                           up_to_date=True)
+                           up_to_date=True, tables=table_rows(target))
     result = merge(inputs, target, overwrite=True)
     info = target.stat()
     store.record_merge(MergeRecord(target, digest, result.files, result.showers, info.st_size,
@@ -385,7 +398,8 @@ def collect_stage(
     unfinished = sum(not r.status.is_final for r in store.jobs(stage=stage, particle=particle))
     report = CollectReport(stage, particle, outdir, outputs, unfinished, download)
     if merge_into is not None and outputs and not download.failed:
-        report.merged = merge_stage(store, outputs, outdir, merge_into, overwrite)
+        report.merged = record_merge(store, stage, particle,
+                                     merge_stage(store, outputs, outdir, merge_into, overwrite))
     return report
 
 
@@ -428,8 +442,17 @@ def merge_particles(store: Store, tree: AnalysisTree, mode: str, stage: Stage,
     targets = {p: tree.data_dir(stage, p) / merged_file_name(stage, p, mode) for p in particles}
     for target in targets.values():
         check_target(store, target, overwrite)
-    return [merge_stage(store, stage_outputs(store, None, tree, stage, p, mode),
-                        tree.data_dir(stage, p), targets[p], overwrite) for p in particles]
+    return [record_merge(store, stage, p, merge_stage(
+        store, stage_outputs(store, None, tree, stage, p, mode), tree.data_dir(stage, p),
+        targets[p], overwrite)) for p in particles]
+
+
+def record_merge(store: Store, stage: Stage, particle: Particle, merged: MergeResult
+                 ) -> MergeResult:
+    """Keep a merge's figures and warnings in the state database; return the merge."""
+    store.record_result(merge_step(stage.value), particle.value, merged.figures(),
+                        merged.warnings)
+    return merged
 
 
 def merge_folder(folder: Path, prefix: str, output: Path, overwrite: bool = False
@@ -466,4 +489,5 @@ def merge(inputs: Sequence[Path], output: Path, overwrite: bool = False) -> Merg
             note=lambda text: notes.append(text.removeprefix("warning: ")))
     except merge_tables.MergeError as exc:
         raise DataError(f"merge into {output.name}: {exc}") from None
-    return MergeResult(output, int(merged), int(showers), len(inputs), tuple(notes))
+    return MergeResult(output, int(merged), int(showers), len(inputs), tuple(notes),
+                       tables=table_rows(output))

@@ -127,9 +127,13 @@ def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> 
                 problems = list(collected.download.failed.values()) or ["nothing to merge"]
                 raise DataError(f"{stage.value} {collected.particle.value}: {problems[0]}")
             merged = collected.merged
+            rows = ", ".join(f"{table.lstrip('/')} {count}"
+                             for table, count in merged.tables.items()) or "no table"
             say(f"  {collected.particle.value}: {len(collected.download.fetched)} downloaded "
                 f"(adler32 verified), {merged.files} merged -> {merged.path.name} "
-                f"({merged.showers} showers)")
+                f"({merged.showers} showers; rows: {rows})")
+            for warning in merged.warnings:
+                say(f"  WARNING: {warning}")
     finally:
         store.close()
 
@@ -147,8 +151,16 @@ def enlarged(env: Path, merged: Path, seed: int, as_background: bool, say: Say,
 def build_and_upload(analysis: Analysis, backend: Backend, env: Path, ses: list[str],
                      model_type: str, signal: Path, background: Path | None, say: Say) -> None:
     """protopipe-MODEL on this machine, then the models to the first SE, replicated."""
-    models = local_steps.build_model(analysis, model_type, env, signal, background)
-    say(f"{model_type} (protopipe-MODEL): {', '.join(p.name for p in models)}")
+    store = analysis.store()
+    try:
+        model = local_steps.build_model(analysis, model_type, env, store, signal, background)
+    finally:
+        store.close()
+    say(f"{model_type} (protopipe-MODEL): {', '.join(p.name for p in model.files)}")
+    for score in model.scores:
+        say(f"  {score.summary()}")
+    for warning in model.warnings:
+        say(f"  WARNING: {warning}")
     report = upload.upload_models(backend, analysis.tree, model_type,
                                   analysis.method(model_type) or "", analysis.cam_ids, ses)
     say(f"{model_type} uploaded to {ses[0]}, replicated to {', '.join(ses[1:])} "

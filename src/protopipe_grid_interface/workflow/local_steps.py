@@ -3,11 +3,13 @@
 ``protopipe-MODEL`` trains the energy regressor or the gamma/hadron classifier from the merged
 TRAINING files; ``protopipe-DL3-EventDisplay`` computes the IRFs from the merged DL2 files.
 Both get their inputs and outputs as arguments, so the configuration files stay as the user
-wrote them.
+wrote them. A model built is scored on the test sample protopipe kept (``payload/model_scores.py``
+and protopipe's own classification report), its scores recorded in the state database.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +17,9 @@ from pathlib import Path
 from ..exceptions import InputError, PayloadError
 from ..models import Particle, Stage
 from ..paths import merged_file_name, model_file_name
+from ..store import Store
 from .analysis import Analysis
+from .results import CameraScore, ModelResult, classifier_scores, regressor_scores
 
 PAYLOAD_SCRIPTS = Path(__file__).resolve().parent.parent / "payload"
 
@@ -42,10 +46,17 @@ def build_model(
     analysis: Analysis,
     model_type: str,
     env: Path,
+    store: Store,
     signal: Path | None = None,
     background: Path | None = None,
-) -> list[Path]:
-    """Train a model with ``protopipe-MODEL``; return the per-camera model files."""
+) -> ModelResult:
+    """Train a model with ``protopipe-MODEL``, score it, record its scores in ``store``.
+
+    Order of work: check the inputs; run protopipe-MODEL (its log in the model folder); check
+    each camera's model file is there; score the models on protopipe's test samples
+    (:func:`score_model`); record the scores and their warnings (a model at chance, an absurd
+    energy resolution ...), which never fail the step.
+    """
     method = analysis.model_method(model_type)
     tree = analysis.tree
     mode = analysis.grid.General.mode
@@ -65,13 +76,43 @@ def build_model(
     for path in (config, signal, background):
         if path is not None and not path.is_file():
             raise InputError(f"{path}: not found", "download and merge the training data first")
-    run_payload(env, argv, outdir / f"protopipe-MODEL_{model_type}.log")
+    log = outdir / f"protopipe-MODEL_{model_type}.log"
+    run_payload(env, argv, log)
     files = [outdir / model_file_name(model_type, cam, method) for cam in analysis.cam_ids]
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
         raise PayloadError(f"protopipe-MODEL wrote no {missing[0]}",
                            "check General.cam_id_list in analysis.yaml")
-    return files
+    result = score_model(env, model_type, method, config, outdir, analysis.cam_ids, log,
+                         tuple(files))
+    result.record(store)
+    return result
+
+
+def score_model(env: Path, model_type: str, method: str, config: Path, outdir: Path,
+                cameras: Sequence[str], log: Path, files: tuple[Path, ...] = ()
+                ) -> ModelResult:
+    """The scores of the models protopipe-MODEL wrote in ``outdir`` (its output in ``log``).
+
+    ``payload/model_scores.py`` applies each model to its test sample, in the payload
+    environment (the regressor's bias and resolution, the classifier's ROC AUC); the
+    classifier's report comes from the log. A scoring failure is a warning of each camera.
+    """
+    scores_file = outdir / f"scores_{model_type}.json"
+    argv = ["python", str(PAYLOAD_SCRIPTS / "model_scores.py"), "--type", model_type,
+            "--config", str(config), "--model-dir", str(outdir), "--method", method,
+            "-o", str(scores_file), *cameras]
+    try:
+        run_payload(env, argv, scores_file.with_suffix(".log"))
+        computed = json.loads(scores_file.read_text())["cameras"]
+    except (PayloadError, OSError, ValueError, KeyError) as exc:
+        computed = {camera: {"error": f"not scored ({exc})"} for camera in cameras}
+    scores: tuple[CameraScore, ...]
+    if model_type == "classifier":
+        scores = classifier_scores(cameras, log.read_text(errors="replace"), computed)
+    else:
+        scores = regressor_scores(cameras, computed)
+    return ModelResult(model_type, method, files, scores)
 
 
 def make_performance(analysis: Analysis, env: Path, template: str = "DL2_{}_{}_merged.h5",
