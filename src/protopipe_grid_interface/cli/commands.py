@@ -14,7 +14,7 @@ from ..exceptions import DataError, InputError
 from ..models import RESUBMITTABLE_STATES, JobStatus, Particle
 from ..paths import validate_lfn
 from ..store import JobRecord, Store
-from ..workflow import collect, files, jobs, local_steps, submit, track, upload
+from ..workflow import canary, collect, files, jobs, local_steps, submit, track, upload
 from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.session import recorded
 from ..workflow.split import SplitInput
@@ -85,12 +85,19 @@ def jobs_submit(args: argparse.Namespace) -> int:
     analysis = Analysis.open(args.metadata)
     analysis, backend = attach(args, analysis)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
+    mode = "off" if args.no_canary else analysis.grid.GRID.canary
     if args.dry_run:
         render.plan_table(submit.preview(None, backend, specs), backend.name)
+        print_lines([render.canary_plan_line(canary.plan_for(analysis.tree.state_db, specs,
+                                                             mode))])
         return 0
     if not args.force:
         submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
+        passed = canary.run_canary(store, backend, specs, analysis.cam_ids, canary.CanaryOptions(
+            mode, payload_env(args, analysis)))
+        if passed is not None:
+            print_lines([passed.describe()])
         with tracker() as progress:  # closed before the wait draws its own
             report = submit.submit(store, backend, specs,
                                    progress=progress(f"submitting {args.stage}", len(specs)))

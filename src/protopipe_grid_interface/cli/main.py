@@ -109,7 +109,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-events", type=positive_int, help="events per file")
     flags(p, dry_run="show the whole plan, submit nothing",
           wait="wait until every job is final",
-          force="submit even if the grid proxy may expire before the submission ends")
+          force="submit even if the grid proxy may expire before the submission ends",
+          no_canary="submit the stage without running one of its jobs first (GRID.canary)")
     wait_options(p)
     p = verb(jobs, "status", "job states by stage and particle", commands.jobs_status,
              stage=False)
