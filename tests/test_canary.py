@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -210,22 +210,47 @@ def test_a_failing_canary_job_names_the_job_and_its_status_and_runs_again_once_f
     assert len(ws.backend.find_jobs([ws.canary.name])[ws.canary.name]) == 2
 
 
-def test_no_canary_submits_the_stage_without_one(
-        ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+SubmitCommand = Callable[..., int]
+
+
+@pytest.fixture
+def submit_command(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> SubmitCommand:
+    """``protopipe-grid jobs submit`` of the energy TRAINING, on the workspace's fake backend,
+    with extra options."""
     monkeypatch.setattr(commands, "attach", lambda args, analysis: (
         analysis.with_home(ws.backend.home), ws.backend))
     argv = ["jobs", "submit", "-m", str(ws.analysis.tree.metadata_file), "--stage", STAGE.value]
 
-    def submit_command(*extra: str) -> int:
+    def run(*extra: str) -> int:
         args: argparse.Namespace = build_parser().parse_args([*argv, *extra])
         return int(args.func(args))
 
+    return run
+
+
+def test_jobs_submit_says_the_canary_runs_first_and_how_it_ended(
+        ws: Workspace, submit_command: SubmitCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert submit_command("--dry-run") == 0
     assert f"a canary runs first (backend): {ws.canary.name}" in capsys.readouterr().out
+    assert ws.names_on_backend() == []
+
+    assert submit_command() == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"a canary runs first (backend): {ws.canary.name} on ")
+    assert lines[1].startswith(f"{STAGE.value} canary {ws.canary.name} (fake backend job 1): "
+                               "passed; rows: LSTCam 5; ")
+    assert lines[2].startswith(f"{STAGE.value}: 2 submitted")
+    assert submit_command("--dry-run") == 0
+    assert f"no canary: {ws.canary.name} passed" in capsys.readouterr().out
+
+
+def test_no_canary_submits_the_stage_without_one(
+        ws: Workspace, submit_command: SubmitCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert submit_command("--dry-run", "--no-canary") == 0
     assert "no canary (GRID.canary: off, or --no-canary)" in capsys.readouterr().out
-    assert ws.names_on_backend() == []
 
     assert submit_command("--no-canary") == 0
 
@@ -243,6 +268,7 @@ def test_a_canary_interrupted_after_its_submission_is_adopted_not_duplicated(
         ws.run()
     [record] = ws.store.jobs(names=[ws.canary.name])
     assert record.status == JobStatus.SENDING
+    assert list(ws.tmp.glob("pgi-canary-*")) == []  # no scratch folder left behind
 
     passed = ws.run()
 
@@ -308,9 +334,15 @@ def test_local_mode_runs_the_canary_here_without_a_backend_job(ws: Workspace, ro
         assert passed is not None and passed.rows == {"LSTCam": rows}
         assert (passed.mode, passed.backend_id) == ("local", None)
     else:
-        with pytest.raises(PayloadError, match="table /LSTCam has no events"):
+        with pytest.raises(PayloadError, match="table /LSTCam has no events") as raised:
             ws.run("local", env)
+        [kept] = ws.tmp.glob("pgi-canary-*")  # its logs and output, for a look
+        assert f"(its files: {kept})" in str(raised.value)
+        assert sorted(p.name for p in kept.glob("*.log")) == [
+            "step0_protopipe-TRAINING.log", "step1_python.log"]
 
+    if rows:
+        assert list(ws.tmp.glob("pgi-canary-*")) == []
     assert ws.names_on_backend() == []
     assert ws.training.calls == 0  # the backend's stand-in never ran
     assert [r["passed"] for r in ws.results()] == [bool(rows)]

@@ -94,8 +94,10 @@ def jobs_submit(args: argparse.Namespace) -> int:
     if not args.force:
         submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
-        passed = canary.run_canary(store, backend, specs, analysis.cam_ids, canary.CanaryOptions(
-            mode, payload_env(args, analysis)))
+        passed = canary.run_canary(
+            store, backend, specs, analysis.cam_ids,
+            canary.CanaryOptions(mode, payload_env(args, analysis)),
+            lambda plan: print_lines([render.canary_plan_line(plan)]))
         if passed is not None:
             print_lines([passed.describe()])
         with tracker() as progress:  # closed before the wait draws its own

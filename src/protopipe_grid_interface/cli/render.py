@@ -15,6 +15,7 @@ from ..paths import AnalysisTree
 from ..store import JobRecord
 from ..workflow.canary import CanaryPlan
 from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.plan import is_canary
 from ..workflow.split import StageList
 from ..workflow.submit import PlannedJob, SubmitReport
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
@@ -122,8 +123,9 @@ def outputs_table(outputs: Mapping[str, Path]) -> None:
 
 
 def status_table(records: Sequence[JobRecord]) -> None:
-    """Jobs per stage, particle and state."""
-    counts = Counter((r.stage.value, r.particle.value, r.status.value) for r in records)
+    """Jobs per stage (a stage's canary jobs on a row of their own), particle and state."""
+    counts = Counter((f"{r.stage.value} canary" if is_canary(r.name) else r.stage.value,
+                      r.particle.value, r.status.value) for r in records)
     states = sorted({state for _, _, state in counts})
     table = Table(title="jobs by stage, particle and state")
     table.add_column("stage")

@@ -30,7 +30,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,7 +112,7 @@ class CanaryResult:
 
     def describe(self) -> str:
         """One line for people: the job, passed or why not, rows per table, seconds."""
-        where = f"{self.backend} job {self.backend_id}" if self.backend_id is not None \
+        where = f"{self.backend} backend job {self.backend_id}" if self.backend_id is not None \
             else "on this machine" if self.mode == "local" else self.backend
         rows = ", ".join(f"{table} {n}" for table, n in self.rows.items()) or "none"
         outcome = "passed" if self.passed else f"FAILED: {self.reason}"
@@ -162,34 +162,40 @@ def plan_for(state_db: Path, specs: Sequence[JobSpec], mode: Mode) -> CanaryPlan
 
 # --- the run ------------------------------------------------------------------------------------
 def run_canary(store: Store, backend: Backend, specs: Sequence[JobSpec],
-               cam_ids: Sequence[str], options: CanaryOptions) -> CanaryResult | None:
-    """Run the canary of the stage of ``specs`` if it is due (see the module docstring);
-    None if it is not. Raises PayloadError when it failed: submit none of ``specs`` then."""
+               cam_ids: Sequence[str], options: CanaryOptions,
+               starting: Callable[[CanaryPlan], None] | None = None) -> CanaryResult | None:
+    """Run the canary of the stage of ``specs`` if it is due (see the module docstring),
+    calling ``starting`` first; None if it is not due. Raises PayloadError when it failed:
+    submit none of ``specs`` then."""
     due = plan(store, specs, options.mode)
     if due.canary is None:
         finish_removal(store, backend, specs)
         return None
+    if starting is not None:
+        starting(due)
     canary, started = due.canary, time.monotonic()
     result = CanaryResult(canary.name, canary.stage, canary.particle, options.mode,
                           backend.name)
     scratch = Path(tempfile.mkdtemp(prefix=f"pgi-canary-{canary.stage.value}-",
                                     dir=options.scratch_root))
-    output = scratch / canary.output_file
-    if options.mode == "local":
-        result.reason = run_here(backend, canary, options.payload_env, scratch)
-    else:
-        result.output_lfn = canary.output_lfn
-        result.backend_id, result.reason = run_on_backend(store, backend, canary, options)
+    kept = False
+    try:
+        if options.mode == "local":
+            result.reason = run_here(backend, canary, options.payload_env, scratch)
+        else:
+            result.output_lfn = canary.output_lfn
+            result.backend_id, result.reason = run_on_backend(store, backend, canary, options)
+            if not result.reason:
+                result.reason = fetch_output(backend, canary, scratch / canary.output_file)
         if not result.reason:
-            result.reason = fetch_output(backend, canary, output)
-    if not result.reason:
-        result.rows, result.reason = check_output(
-            output, expected_tables(canary.stage, cam_ids))
-    result.seconds = time.monotonic() - started
-    conclude(store, backend, result)
-    kept = not result.passed and any(scratch.iterdir())
-    if not kept:
-        shutil.rmtree(scratch, ignore_errors=True)
+            result.rows, result.reason = check_output(
+                scratch / canary.output_file, expected_tables(canary.stage, cam_ids))
+        result.seconds = time.monotonic() - started
+        conclude(store, backend, result)
+        kept = not result.passed and any(scratch.iterdir())  # its logs, its output
+    finally:
+        if not kept:
+            shutil.rmtree(scratch, ignore_errors=True)
     if not result.passed:
         where = f" (its files: {scratch})" if kept else ""
         raise PayloadError(f"canary job {canary.name} failed: {result.reason}; no other "
