@@ -51,7 +51,7 @@ def test_the_first_successful_command_records_the_backend_and_later_ones_use_it(
     own = tmp_path / "my-grid"
     register_inputs(LocalBackend(own), ["/vo.cta.in2p3.fr/MC/gamma_run101.simtel.zst"])
     submit = ["jobs", "submit", "-m", metadata, "--stage", "training-energy",
-              "--payload-env", sys.prefix]
+              "--payload-env", sys.prefix, "--no-canary"]  # its input is not in the catalog
     assert recorded(metadata) == {"GRID is DIRAC": False}
 
     dry = grid(*submit, "--dry-run", "--local-root", own, cwd=tmp_path)  # changes nothing

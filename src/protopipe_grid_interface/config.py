@@ -52,6 +52,9 @@ class GridSection(Section):
     # added by this tool (the original hard-coded them)
     output_se: str = ""
     cpu_time: int = Field(6 * 3600, gt=0)
+    #: where a stage's canary job runs before the stage is first submitted: on the backend,
+    #: on this machine in the payload environment, or not at all (``workflow/canary.py``)
+    canary: Literal["backend", "local", "off"] = "backend"
 
     @field_validator("n_jobs_max")
     @classmethod

@@ -15,6 +15,7 @@ from ..models import RESUBMITTABLE_STATES, JobSpec, JobStatus, Particle
 from ..paths import validate_lfn
 from ..store import JobRecord, Store
 from ..workflow import (
+    canary,
     collect,
     consistency,
     files,
@@ -97,18 +98,27 @@ def jobs_submit(args: argparse.Namespace) -> int:
     with existing_store(analysis) as store:
         validate.check_analysis(analysis, store)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
+    mode = "off" if args.no_canary else analysis.grid.GRID.canary
     validate.check_inputs(backend, specs)
     if args.dry_run:
         with existing_store(analysis) as store:
             render.plan_table(submit.preview(store, backend, specs), backend.name)
             found = consistency.stale(store, backend, analysis, specs) if store else []
         print_lines([entry.line() for entry in found])
+        print_lines([render.canary_plan_line(canary.plan_for(analysis.tree.state_db, specs,
+                                                             mode))])
         return 0
     if not args.force:
         submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
         if not settle_stale(store, backend, analysis, specs, args):
             return 1
+        passed = canary.run_canary(
+            store, backend, specs, analysis.cam_ids,
+            canary.CanaryOptions(mode, payload_env(args, analysis)),
+            lambda plan: print_lines([render.canary_plan_line(plan)]))
+        if passed is not None:
+            print_lines([passed.describe()])
         with tracker() as progress:  # closed before the wait draws its own
             report = submit.submit(store, backend, specs,
                                    progress=progress(f"submitting {args.stage}", len(specs)))

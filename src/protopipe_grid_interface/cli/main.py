@@ -113,7 +113,8 @@ def build_parser() -> ArgumentParser:
           replan="plan stale jobs again (their inputs changed): kill them, remove their "
           "outputs from the catalog, submit them anew",
           keep_stale="keep stale jobs as they are, and accept their inputs' change",
-          yes="do not ask before --replan removes outputs")
+          yes="do not ask before --replan removes outputs",
+          no_canary="submit the stage without running one of its jobs first (GRID.canary)")
     wait_options(p)
     p = verb(jobs, "status", "job states by stage and particle", commands.jobs_status,
              stage=False)

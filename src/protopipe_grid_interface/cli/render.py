@@ -13,7 +13,9 @@ from rich.table import Table
 from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
+from ..workflow.canary import CanaryPlan
 from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.plan import is_canary
 from ..workflow.results import ClassifierScore, ModelResult, RegressorScore
 from ..workflow.split import StageList
 from ..workflow.submit import PlannedJob, SubmitReport
@@ -47,6 +49,15 @@ def plan_table(planned: Sequence[PlannedJob], backend: str) -> None:
                      f"besides simulations: {', '.join(extra) or 'none'}; output SE: "
                      f"{specs[0].output_se}; CPU time: {specs[0].cpu_time} s",
                      f"{sum(job.to_submit for job in planned)} job(s) would be submitted"])
+
+
+def canary_plan_line(plan: CanaryPlan) -> str:
+    """What a submission does before the stage: its canary, or why none runs."""
+    if plan.canary is None:
+        return plan.reason
+    job = plan.canary
+    return (f"a canary runs first ({plan.reason}): {job.name} on {job.input_lfns[0]}; the "
+            "stage is submitted only if its output is good")
 
 
 def legacy_plan_lines(planned: Sequence[PlannedJob], stage: Stage, particle: Particle,
@@ -113,8 +124,9 @@ def outputs_table(outputs: Mapping[str, Path]) -> None:
 
 
 def status_table(records: Sequence[JobRecord]) -> None:
-    """Jobs per stage, particle and state."""
-    counts = Counter((r.stage.value, r.particle.value, r.status.value) for r in records)
+    """Jobs per stage (a stage's canary jobs on a row of their own), particle and state."""
+    counts = Counter((f"{r.stage.value} canary" if is_canary(r.name) else r.stage.value,
+                      r.particle.value, r.status.value) for r in records)
     states = sorted({state for _, _, state in counts})
     table = Table(title="jobs by stage, particle and state")
     table.add_column("stage")

@@ -39,6 +39,7 @@ from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree, merged_file_name, output_prefix
 from ..retry import attempts
 from ..store import Download, MergeRecord, Store
+from .plan import is_canary
 from .results import merge_step, table_rows, table_warnings
 
 log = logging.getLogger(__name__)
@@ -251,8 +252,9 @@ def stage_outputs(store: Store, backend: Backend | None, tree: AnalysisTree, sta
 
     An analysis whose jobs another tool submitted has no job of the stage in the state
     database: its outputs are then listed from the catalog folder, or without a ``backend``
-    taken from the stage's local folder (names and sizes, no checksum)."""
-    records = store.jobs(stage=stage, particle=particle)
+    taken from the stage's local folder (names and sizes, no checksum). A canary job's
+    output is never one of them (see :mod:`.canary`)."""
+    records = [r for r in store.jobs(stage=stage, particle=particle) if not is_canary(r.name)]
     if not records and backend is not None:
         log.info("no %s %s job in the state database: listing the catalog", stage.value,
                  particle.value)

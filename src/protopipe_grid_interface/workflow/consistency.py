@@ -29,6 +29,7 @@ from ..models import JobSpec, JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES
 from ..store import JobRecord, Store
 from .analysis import Analysis
+from .plan import is_canary
 from .split import read_list
 
 
@@ -75,7 +76,7 @@ def stale(store: Store, backend: Backend, analysis: Analysis, specs: Sequence[Jo
     found = []
     for (stage, particle), planned in groups(specs).items():
         submitted = [r for r in store.jobs(stage=stage, particle=particle)
-                     if r.status is not JobStatus.PLANNED]
+                     if r.status is not JobStatus.PLANNED and not is_canary(r.name)]
         if not submitted:
             continue
         plan = {spec.name: spec for spec in planned}

@@ -25,7 +25,7 @@ from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES, analyses_directory, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
-from . import collect, local_steps, submit, track, upload
+from . import canary, collect, local_steps, submit, track, upload
 from .analysis import Analysis
 from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
@@ -102,12 +102,16 @@ def register_production(backend: Backend, ses: list[str], source: Path, lists: P
     return files
 
 
-def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, say: Say) -> None:
-    """Submit a stage for all its particles, wait, download and merge."""
+def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, env: Path, say: Say) -> None:
+    """Submit a stage for all its particles (its canary first), wait, download and merge."""
     store = analysis.store()
     try:
         specs = [spec for particle in STAGE_PARTICLES[stage]
                  for spec in analysis.plan(stage, particle, backend.storage_elements()[0])]
+        passed = canary.run_canary(store, backend, specs, analysis.cam_ids, canary.CanaryOptions(
+            analysis.grid.GRID.canary, env, timeout=JOB_TIMEOUT))
+        if passed is not None:
+            say(passed.describe())
         report = submit.submit(store, backend, specs)
         say(f"{stage.value}: {len(specs)} job(s) planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
@@ -206,13 +210,13 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
     tree = analysis.tree
     result = DemoResult(analysis)
 
-    grid_stage(analysis, backend, Stage.TRAINING_ENERGY, say)
+    grid_stage(analysis, backend, Stage.TRAINING_ENERGY, env, say)
     energy = tree.data_dir(Stage.TRAINING_ENERGY, Particle.GAMMA) / merged_file_name(
         Stage.TRAINING_ENERGY, Particle.GAMMA, mode)
     signal = enlarged(env, energy, 1, False, say)
     build_and_upload(analysis, backend, env, ses, "regressor", signal, None, say)
 
-    grid_stage(analysis, backend, Stage.TRAINING_CLASSIFICATION, say)
+    grid_stage(analysis, backend, Stage.TRAINING_CLASSIFICATION, env, say)
     stage = Stage.TRAINING_CLASSIFICATION
     gammas = enlarged(env, tree.data_dir(stage, Particle.GAMMA) / merged_file_name(
         stage, Particle.GAMMA, mode), 2, False, say)
@@ -220,7 +224,7 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
         stage, Particle.PROTON, mode), 3, True, say)
     build_and_upload(analysis, backend, env, ses, "classifier", gammas, protons, say)
 
-    grid_stage(analysis, backend, Stage.DL2, say)
+    grid_stage(analysis, backend, Stage.DL2, env, say)
     for seed, particle in enumerate(Particle, start=4):
         merged = tree.data_dir(Stage.DL2, particle) / merged_file_name(Stage.DL2, particle, mode)
         rows, runs, first_obs_id, showers = DL2_ENLARGEMENT[particle]

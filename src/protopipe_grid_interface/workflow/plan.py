@@ -9,11 +9,12 @@ file and merge the outputs inside the job.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..exceptions import InputError
 from ..models import JobSpec, Particle, Stage
@@ -23,6 +24,9 @@ from ..paths import OUTPUT_PREFIX, STAGE_PARTICLES, model_file_name
 MAX_JOB_NAME = 128
 RUN_PATTERN = re.compile(r"run(\d+)")
 MERGE_SCRIPT = "merge_tables.py"
+#: a canary job's name ends with this; its output goes to this folder of the stage's outputs
+CANARY_SUFFIX = "_canary"
+CANARY_FOLDER = "canary"
 
 
 @dataclass(frozen=True)
@@ -220,3 +224,25 @@ def plan_jobs(
             intermediate_files=tuple(parts),
         ))
     return specs
+
+
+def canary_job(spec: JobSpec) -> JobSpec:
+    """The canary of ``spec``: the same job on its first input file alone (its first step,
+    then the merge of that one part if the job merges), named ``<name>_canary`` (shortened
+    with a digest to DIRAC's limit), its output in the ``canary`` folder beside the stage's."""
+    steps, parts = spec.steps[:1], spec.intermediate_files[:1]
+    if parts:
+        steps += (("python", MERGE_SCRIPT, "-o", spec.output_file, *parts),)
+    name = spec.name + CANARY_SUFFIX
+    if len(name) > MAX_JOB_NAME:
+        digest = hashlib.sha256(spec.name.encode()).hexdigest()[:6]
+        name = f"{spec.name[:MAX_JOB_NAME - len(CANARY_SUFFIX) - 7]}~{digest}{CANARY_SUFFIX}"
+    folder, _, file_name = spec.output_lfn.rpartition("/")
+    return replace(spec, name=name, input_lfns=spec.input_lfns[:1], steps=steps,
+                   intermediate_files=parts,
+                   output_lfn=posixpath.join(folder, CANARY_FOLDER, file_name))
+
+
+def is_canary(name: str) -> bool:
+    """True for the name of a canary job (:func:`canary_job`)."""
+    return name.endswith(CANARY_SUFFIX)

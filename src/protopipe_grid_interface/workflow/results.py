@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py  # type: ignore[import-untyped]  # h5py ships no type hints
+import h5py
 
 from ..exceptions import DataError
 from ..store import Result, Store
