@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tables
+from analysis_configs import write_configs
 from contract import interrupt_once
 
 from protopipe_grid_interface.backends.fake import FakeBackend
@@ -33,11 +34,6 @@ from protopipe_grid_interface.workflow.plan import MAX_JOB_NAME, MERGE_SCRIPT, c
 from protopipe_grid_interface.workflow.tree import create_analysis
 
 STAGE, GAMMA = Stage.TRAINING_ENERGY, Particle.GAMMA
-ANALYSIS_YAML = """\
-General:
-  config_name: "ana"
-  cam_id_list: ["LSTCam"]
-"""
 PRODUCTION = "/vo.cta.in2p3.fr/MC/gamma_20deg_0deg_run{}___cta-prod3_desert.simtel.zst"
 
 
@@ -106,7 +102,7 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
     backend = FakeBackend(tmp_path / "fake", programs={"protopipe-TRAINING": training},
                           max_parallel=1)
     tree = create_analysis(tmp_path / "ws", "ana", None, grid_home=backend.home())
-    (tree.configs / "analysis.yaml").write_text(ANALYSIS_YAML)
+    write_configs(tree.configs, ["LSTCam"])
     set_yaml_values(tree.configs / "grid.yaml", {("GRID", "n_file_per_job"): 2})
     listing = tmp_path / "gamma.list"
     lfns = [PRODUCTION.format(run) for run in (101, 102, 103)]

@@ -99,6 +99,8 @@ def jobs_submit(args: argparse.Namespace) -> int:
         validate.check_analysis(analysis, store)
     specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
     mode = "off" if args.no_canary else analysis.grid.GRID.canary
+    if not (args.dry_run or args.force):
+        submit.check_proxy(backend, len(specs))
     validate.check_inputs(backend, specs)
     if args.dry_run:
         with existing_store(analysis) as store:
@@ -108,8 +110,6 @@ def jobs_submit(args: argparse.Namespace) -> int:
         print_lines([render.canary_plan_line(canary.plan_for(analysis.tree.state_db, specs,
                                                              mode))])
         return 0
-    if not args.force:
-        submit.check_proxy(backend, len(specs))
     with recorded(analysis, backend) as store:
         if not settle_stale(store, backend, analysis, specs, args):
             return 1
