@@ -13,7 +13,9 @@ from rich.table import Table
 from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
+from ..workflow import performance
 from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.local_steps import PerformanceReport
 from ..workflow.split import StageList
 from ..workflow.submit import PlannedJob, SubmitReport
 from ..workflow.track import UNCONFIRMED_LIMIT, Stuck
@@ -149,6 +151,55 @@ def merge_lines(results: Sequence[MergeResult]) -> list[str]:
                      "showers")
         lines += [f"  note: {note}" for note in m.notes]
     return lines
+
+
+def performance_report(report: PerformanceReport) -> None:
+    """The performance step: how each particle was normalised, the IRF summary, warnings."""
+    print_lines([f"IRFs: {report.irf}", f"normalisation (protopipe read {report.config}):"]
+                + [f"  {performance.normalisation_line(n)}" for n in report.normalisations])
+    irf_tables(report.summary)
+
+
+def irf_tables(summary: performance.IrfSummary) -> None:
+    """Sensitivity per reconstructed-energy bin, effective area per true-energy bin, energy
+    and angular resolution per reconstructed-energy bin; then the warnings and a footnote."""
+    sensitivity = Table(title="sensitivity (reconstructed energy)")
+    for column in ("E (TeV)", "flux (cm-2 s-1 TeV-1)", "relative to Crab", "signal",
+                   "background"):
+        sensitivity.add_column(column, justify="right")
+    for b in summary.sensitivity:
+        v = b.values
+        sensitivity.add_row(energy_text(b), number(v["flux"]), number(v["relative"]),
+                            f"{number(v['n_signal'])} ({number(v['n_signal_weighted'])})",
+                            f"{number(v['n_background'])} "
+                            f"({number(v['n_background_weighted'])})")
+    console.print(sensitivity)
+    area = Table(title="effective area (true energy, first offset bin)")
+    for column in ("E (TeV)", "area (m2)"):
+        area.add_column(column, justify="right")
+    for b in summary.effective_area:
+        area.add_row(energy_text(b), number(b.values["area_m2"]))
+    console.print(area)
+    resolution = Table(title="resolution (reconstructed energy)")
+    for column in ("E (TeV)", "energy bias", "energy resolution", "angular resolution (deg)"):
+        resolution.add_column(column, justify="right")
+    for b in summary.resolution:
+        v = b.values
+        resolution.add_row(energy_text(b), number(v["bias"]), number(v["resolution"]),
+                           number(v["angular_resolution_deg"]))
+    console.print(resolution)
+    print_lines([f"WARNING {warning}" for warning in summary.warnings]
+                + ["counts: unweighted (weighted to the observation time)",
+                   performance.footnote(summary)])
+
+
+def energy_text(b: performance.EnergyBin) -> str:
+    return f"{b.low:.3g}-{b.high:.3g}"
+
+
+def number(value: float) -> str:
+    """A figure in 3 significant digits; NaN and inf as they are."""
+    return f"{value:.3g}"
 
 
 def plural(count: int, noun: str) -> str:
