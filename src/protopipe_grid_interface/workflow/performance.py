@@ -114,17 +114,14 @@ def read_showers(path: Path) -> SimulatedShowers:
                             runs)
 
 
-def exact_quotient(total: int, divisor: int) -> Number:
-    """``total / divisor``: an int when integral, else the float whose product with
-    ``divisor`` is ``total`` exactly (as protopipe multiplies), where one exists."""
-    if total % divisor == 0:
-        return total // divisor
-    quotient = total / divisor
-    for candidate in (quotient, math.nextafter(quotient, math.inf),
-                      math.nextafter(quotient, -math.inf)):
-        if divisor * candidate == total:
-            return candidate
-    return quotient
+def num_showers_for(total: int, runs: int, num_use: Number) -> Number:
+    """The ``num_showers`` that makes protopipe's ``runs x num_use x num_showers`` equal
+    ``total``: an int when one does, else a float (its product is ``total`` up to rounding,
+    1e-16 relative: for some totals no float gives it exactly)."""
+    factor = runs * num_use
+    if isinstance(factor, int) and total % factor == 0:
+        return total // factor
+    return total / factor
 
 
 def user_value(config: Path, particle: Particle, key: str, value: object) -> Number | None:
@@ -141,8 +138,9 @@ def user_value(config: Path, particle: Particle, key: str, value: object) -> Num
 def normalise(config: Path, particle: Particle, files: SimulatedShowers) -> Normalisation:
     """The numbers protopipe gets for ``particle``: those ``config`` has, the others derived
     from ``files``; values that give another total than the files' are refused."""
-    section = (read_yaml(config) or {}).get("particle_information") or {}
-    written = section.get(particle.value) if isinstance(section, dict) else None
+    written: object = read_yaml(config)
+    for key in ("particle_information", particle.value):
+        written = written.get(key) if isinstance(written, dict) else None
     if not isinstance(written, dict):
         raise ConfigError(f"{config}: particle_information.{particle.value}: not found",
                           "protopipe's performance.yaml template has it")
@@ -150,15 +148,15 @@ def normalise(config: Path, particle: Particle, files: SimulatedShowers) -> Norm
                             for key in SHOWER_KEYS)
     if num_use is None and num_showers is None:
         return Normalisation(particle, files, files.shower_reuse,
-                             exact_quotient(files.num_showers, files.runs), "derived")
+                             num_showers_for(files.total, files.runs, files.shower_reuse),
+                             "derived")
     if num_use is None:
         assert num_showers is not None
         return Normalisation(particle, files, files.total / (files.runs * num_showers),
                              num_showers, "num_showers from performance.yaml, num_use derived")
     if num_showers is None:
-        derived = (exact_quotient(files.total, files.runs * num_use)
-                   if isinstance(num_use, int) else files.total / (files.runs * num_use))
-        return Normalisation(particle, files, num_use, derived,
+        return Normalisation(particle, files, num_use,
+                             num_showers_for(files.total, files.runs, num_use),
                              "num_use from performance.yaml, num_showers derived")
     normalisation = Normalisation(particle, files, num_use, num_showers, "performance.yaml")
     if not math.isclose(normalisation.product, files.total, rel_tol=1e-9):
@@ -199,7 +197,10 @@ def prepare(config: Path, dl2_files: Mapping[Particle, Path], output: Path
 def null_shower_counts(config: Path) -> bool:
     """Set ``num_use`` and ``num_showers`` of every particle to null in a new analysis'
     ``performance.yaml`` (comments kept), so that they are derived from its DL2 files."""
-    section = (read_yaml(config) or {}).get("particle_information") or {}
+    document = read_yaml(config)
+    section = document.get("particle_information") if isinstance(document, dict) else None
+    if not isinstance(section, dict):
+        return False
     keys: dict[tuple[str, ...], object] = {("particle_information", str(particle), key): None
             for particle, values in section.items() if isinstance(values, dict)
             for key in SHOWER_KEYS if key in values}
