@@ -375,9 +375,10 @@ def models_upload(args: argparse.Namespace) -> int:
 
 def performance(args: argparse.Namespace) -> int:
     analysis = Analysis.open(args.metadata)
-    with recorded(analysis):
-        irfs = local_steps.make_performance(analysis, payload_env(args, analysis))
-    print_lines([f"IRFs: {irfs}"])
+    validate.check_performance(analysis)
+    with recorded(analysis) as store:
+        report = local_steps.make_performance(analysis, payload_env(args, analysis), store)
+    render.performance_report(report)
     return 0
 
 

@@ -13,8 +13,10 @@ from rich.table import Table
 from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
+from ..workflow import performance
 from ..workflow.canary import CanaryPlan
 from ..workflow.collect import CollectReport, MergeResult
+from ..workflow.local_steps import PerformanceReport
 from ..workflow.plan import is_canary
 from ..workflow.results import ClassifierScore, ModelResult, RegressorScore
 from ..workflow.split import StageList
@@ -174,6 +176,52 @@ def rows_text(tables: Mapping[str, int]) -> str:
 
 def warning_lines(warnings: Sequence[str]) -> list[str]:
     return [f"  WARNING: {warning}" for warning in warnings]
+
+
+def performance_report(report: PerformanceReport) -> None:
+    """The performance step: how each particle was normalised, the IRF summary, warnings."""
+    print_lines([f"IRFs: {report.irf}", f"normalisation (protopipe read {report.config}):"]
+                + [f"  {performance.normalisation_line(n)}" for n in report.normalisations])
+    irf_tables(report.summary)
+
+
+def irf_tables(summary: performance.IrfSummary) -> None:
+    """Sensitivity per reconstructed-energy bin, effective area per true-energy bin, energy
+    and angular resolution per reconstructed-energy bin; then the warnings and a footnote."""
+    sensitivity = Table(title="sensitivity (reconstructed energy)")
+    for column in ("E (TeV)", "flux (cm-2 s-1 TeV-1)", "relative to Crab", "signal",
+                   "background"):
+        sensitivity.add_column(column, justify="right")
+    for b in summary.sensitivity:
+        v = b.values
+        sensitivity.add_row(energy_text(b), number(v["flux"]), number(v["relative"]),
+                            f"{number(v['n_signal'])} ({number(v['n_signal_weighted'])})",
+                            f"{number(v['n_background'])} "
+                            f"({number(v['n_background_weighted'])})")
+    console.print(sensitivity)
+    area = Table(title="effective area (true energy, first offset bin)")
+    for column in ("E (TeV)", "area (m2)"):
+        area.add_column(column, justify="right")
+    for b in summary.effective_area:
+        area.add_row(energy_text(b), number(b.values["area_m2"]))
+    console.print(area)
+    resolution = Table(title="resolution (reconstructed energy)")
+    for column in ("E (TeV)", "energy bias", "energy resolution", "angular resolution (deg)"):
+        resolution.add_column(column, justify="right")
+    for b in summary.resolution:
+        v = b.values
+        resolution.add_row(energy_text(b), number(v["bias"]), number(v["resolution"]),
+                           number(v["angular_resolution_deg"]))
+    console.print(resolution)
+    print_lines([f"WARNING {warning}" for warning in summary.warnings]
+                + ["counts: unweighted (weighted to the observation time)",
+                   performance.footnote(summary)])
+
+
+def energy_text(b: performance.EnergyBin) -> str:
+    return f"{b.low:.3g}-{b.high:.3g}"
+
+
 
 
 def plural(count: int, noun: str) -> str:
@@ -350,8 +398,9 @@ def classifier_size(score: ClassifierScore) -> str:
     return f"{score.test_size} ({score.test_signal}/{score.test_background})"
 
 
-def number(value: float | None, spec: str) -> str:
-    """``value`` formatted, or ``-`` when it is unknown."""
+def number(value: float | None, spec: str = ".3g") -> str:
+    """``value`` formatted (3 significant digits by default; NaN and inf as they are), or
+    ``-`` when it is unknown."""
     return "-" if value is None else format(value, spec)
 
 

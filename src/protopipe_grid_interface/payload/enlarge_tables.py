@@ -24,7 +24,10 @@ copy of a random real row of that table with:
     hillas_ellipticity are recomputed so they stay consistent;
   - a per-row energy scale 10**U(-s, s) (--energy-spread s decades) applied together to
     the true and reconstructed energies and to the image intensities, so that intensity
-    keeps tracking energy.
+    keeps tracking energy; with --energy-range LOW HIGH (TeV, tables with true_energy) the
+    scale instead takes each row's true energy to a log-uniform draw in LOW..HIGH (the
+    reconstructed energy keeps its ratio to the true one). Log-uniform is not the simulated
+    power law: another way in which the result is not physics.
 With --as-background the rows become a crude, distinguishable hadron stand-in: hillas
 width and length are widened, gammaness (DL2) is scaled down by a Beta(1.2, 3) factor
 (the real input only has gammas, so the classifier calls everything a gamma), except for
@@ -35,9 +38,9 @@ columns, if present (not in protopipe 0.5.0 tables), are set to --primary-id.
 
 Root attributes are copied from the first input (shower_reuse must agree). num_showers
 is the inputs' sum scaled by N / (largest input table), so rows per simulated shower
-stay as in the input, unless --num-showers sets it. NOTE: protopipe-DL3-EventDisplay
-does not read num_showers from the file; it uses (distinct obs_id count) x num_use x
-num_showers from the particle_information section of its config.
+stay as in the input, unless --num-showers sets it. protopipe-DL3-EventDisplay does not
+read num_showers from the file (it uses distinct obs_id count x num_use x num_showers from
+its config): protopipe-grid-interface derives that config from these attributes.
 Python >= 3.6, numpy and PyTables only.
 """
 import argparse
@@ -126,7 +129,13 @@ def enlarge_table(src, n, rng, args, next_event_id):
             col[name] = out[name].astype(np.float64)
 
     # energy scale, shared by energies and intensities of the row
-    scale = 10.0 ** rng.uniform(-args.energy_spread, args.energy_spread, n)
+    if args.energy_range:
+        if "true_energy" not in col:
+            raise EnlargeError("--energy-range needs a true_energy column")
+        low, high = np.log10(args.energy_range)
+        scale = 10.0 ** rng.uniform(low, high, n) / col["true_energy"]
+    else:
+        scale = 10.0 ** rng.uniform(-args.energy_spread, args.energy_spread, n)
     for name in ENERGY_SCALED & set(col):
         col[name] = col[name] * scale
 
@@ -220,6 +229,9 @@ def main(argv=None):
                    help="reco direction jitter in deg (default 0.05)")
     p.add_argument("--energy-spread", type=float, default=0.5,
                    help="energy scale 10**U(-s,s), s in decades (default 0.5; 0 = off)")
+    p.add_argument("--energy-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="instead: true energies log-uniform in LOW..HIGH TeV (the row's scale is "
+                        "new true energy / its true energy)")
     p.add_argument("--diffuse-radius", type=float, default=10.0,
                    help="--as-background: true directions within this radius in deg (default 10)")
     p.add_argument("--gamma-like-fraction", type=float, default=0.05,
@@ -234,6 +246,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.n < 1:
         p.error("--n must be >= 1")
+    if args.energy_range and not 0 < args.energy_range[0] < args.energy_range[1]:
+        p.error("--energy-range: expected 0 < LOW < HIGH (TeV)")
     warnings.simplefilter("ignore", tables.NaturalNameWarning)
     part = args.output + ".part"
     try:

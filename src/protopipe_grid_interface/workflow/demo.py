@@ -7,8 +7,10 @@ Only one real Prod3 Paranal file fits one analysis configuration offline (9 gamm
 there is no proton or electron simulation: the demo registers copies of that file as a small
 production with realistic LFNs, standing in for protons and electrons too. Training models and
 computing IRFs need more events than that: before those two local steps the demo enlarges the
-merged real tables by resampling (``payload/enlarge_tables.py``), and says so. Every grid stage
-runs real protopipe on real files; the enlarged tables are a demo aid, not physics.
+merged real tables by resampling (``payload/enlarge_tables.py``), and says so; the DL2 rows get
+true energies spread over the IRFs' energy range, and the IRFs are normalised from the enlarged
+files' own simulated showers, as any analysis's. Every grid stage runs real protopipe on real
+files; the enlarged tables are a demo aid, not physics.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES, analyses_directory, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
-from . import canary, collect, local_steps, submit, track, upload
+from . import canary, collect, local_steps, performance, submit, track, upload
 from .analysis import Analysis
 from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
@@ -46,13 +48,16 @@ ANALYSIS_FILL: dict[str, object] = {
     "cam_id_list": ["LSTCam", "NectarCam"],
 }
 ENLARGED_ROWS = 3000
-#: DL2 enlargement per particle: rows, runs (distinct obs_ids) and simulated showers, chosen so
-#: that runs x performance.yaml's num_use x num_showers equals the files' num_showers
+#: DL2 enlargement per particle: rows, runs (distinct obs_ids), first obs_id, and the simulated
+#: showers written in the file's num_showers attribute (the IRFs are normalised from it)
 DL2_ENLARGEMENT = {
     Particle.GAMMA: ("5000", "5", "101", "100000"),
     Particle.PROTON: ("5000", "10", "201", "500000"),
     Particle.ELECTRON: ("2000", "3", "301", "150000"),
 }
+#: true energies (TeV) of the enlarged DL2 rows, log-uniform: protopipe 0.5's fixed sensitivity
+#: bins (0.0126-200 TeV) and the IRF bins of performance.yaml (0.0125-198 TeV) all get events
+DL2_ENERGY_RANGE = ("0.01", "250")
 JOB_TIMEOUT = 1200.0
 
 
@@ -75,9 +80,6 @@ def fill_configs(analysis_dir: Path, ses: list[str], worker_env: str) -> None:
     set_yaml_values(configs / "grid.yaml", {
         ("GRID", "n_file_per_job"): FILES_PER_JOB, ("GRID", "upload_sites"): ses,
         ("GRID", "banned_sites"): [], ("Software", "worker_env"): worker_env})
-    # the demo's files reuse each shower 10 times, for every particle
-    set_yaml_values(configs / "performance.yaml", {
-        ("particle_information", particle.value, "num_use"): 10 for particle in Particle})
 
 
 def register_production(backend: Backend, ses: list[str], source: Path, lists: Path,
@@ -229,11 +231,25 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
         merged = tree.data_dir(Stage.DL2, particle) / merged_file_name(Stage.DL2, particle, mode)
         rows, runs, first_obs_id, showers = DL2_ENLARGEMENT[particle]
         enlarged(env, merged, seed, particle is not Particle.GAMMA, say, int(rows),
-                 ("--n-runs", runs, "--first-obs-id", first_obs_id, "--num-showers", showers))
-    irf = local_steps.make_performance(analysis, env, template="DL2_{}_{}_enlarged.h5",
-                                       name="performance_demo")
-    say(f"IRFs (protopipe-DL3-EventDisplay): {irf}")
-    result.outputs = {"analysis": tree.root, "IRFs": irf, "state database": tree.state_db}
+                 ("--n-runs", runs, "--first-obs-id", first_obs_id, "--num-showers", showers,
+                  "--energy-range", *DL2_ENERGY_RANGE))
+    say(f"  NOTE: the enlarged DL2 rows have true energies spread log-uniformly over "
+        f"{'-'.join(DL2_ENERGY_RANGE)} TeV, so that every IRF bin has events")
+    store = analysis.store()
+    try:
+        report = local_steps.make_performance(analysis, env, store,
+                                              template="DL2_{}_{}_enlarged.h5",
+                                              name="performance_demo")
+    finally:
+        store.close()
+    say(f"IRFs (protopipe-DL3-EventDisplay): {report.irf}, normalised from the enlarged DL2 "
+        f"files' own attributes (protopipe read {report.config.name}):")
+    for normalisation in report.normalisations:
+        say(f"  {performance.normalisation_line(normalisation)}")
+    for line in performance.overview_lines(report.summary):
+        say(f"  {line}")
+    result.outputs = {"analysis": tree.root, "IRFs": report.irf,
+                      "state database": tree.state_db}
     if backend.name == "local":
         result.outputs["local grid"] = local_root
     return result

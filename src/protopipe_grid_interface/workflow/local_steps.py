@@ -4,7 +4,8 @@
 TRAINING files; ``protopipe-DL3-EventDisplay`` computes the IRFs from the merged DL2 files.
 Both get their inputs and outputs as arguments, so the configuration files stay as the user
 wrote them. A model built is scored on the test sample protopipe kept (``payload/model_scores.py``
-and protopipe's own classification report), its scores recorded in the state database.
+and protopipe's own classification report), its scores recorded in the state database; the IRFs'
+normalisation goes to protopipe in a derived copy of performance.yaml.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import InputError, PayloadError
 from ..models import Particle, Stage
 from ..paths import merged_file_name, model_file_name
 from ..store import Store
+from . import performance
 from .analysis import Analysis
 from .results import CameraScore, ModelResult, classifier_scores, regressor_scores
 
@@ -115,16 +118,35 @@ def score_model(env: Path, model_type: str, method: str, config: Path, outdir: P
     return ModelResult(model_type, method, files, scores)
 
 
-def make_performance(analysis: Analysis, env: Path, template: str = "DL2_{}_{}_merged.h5",
-                     name: str = "performance") -> Path:
-    """IRFs from the merged DL2 files with ``protopipe-DL3-EventDisplay``."""
+@dataclass(frozen=True)
+class PerformanceReport:
+    """What the performance step used and found: the IRF file, the copy of performance.yaml
+    protopipe read, each particle's normalisation, and the IRF summary."""
+
+    irf: Path
+    config: Path
+    normalisations: list[performance.Normalisation]
+    summary: performance.IrfSummary
+
+
+def make_performance(analysis: Analysis, env: Path, store: Store,
+                     template: str = "DL2_{}_{}_merged.h5",
+                     name: str = "performance") -> PerformanceReport:
+    """IRFs from the merged DL2 files with ``protopipe-DL3-EventDisplay``.
+
+    The IRFs are normalised from the DL2 files (:func:`performance.prepare`: protopipe reads a
+    copy of performance.yaml with the derived numbers); the summary of the IRF file and the
+    normalisation are recorded in ``store``.
+    """
     tree = analysis.tree
     mode = analysis.grid.General.mode
-    config = tree.configs / "performance.yaml"
-    for particle in Particle:
-        path = tree.data_dir(Stage.DL2, particle) / template.format(mode, particle.value)
+    dl2 = {particle: tree.data_dir(Stage.DL2, particle) / template.format(mode, particle.value)
+           for particle in Particle}
+    for path in dl2.values():
         if not path.is_file():
             raise InputError(f"{path}: not found", "download and merge the DL2 data first")
+    config = tree.dl3 / performance.USED_CONFIG
+    normalisations = performance.prepare(tree.configs / "performance.yaml", dl2, config)
     argv = ["protopipe-DL3-EventDisplay", "--config_file", str(config), f"--{mode}",
             "--indir_parent", str(tree.root / "data" / "DL2"),
             "--indir_gamma", "gamma", "--indir_proton", "proton", "--indir_electron", "electron",
@@ -134,7 +156,9 @@ def make_performance(analysis: Analysis, env: Path, template: str = "DL2_{}_{}_m
     output = tree.dl3 / f"{name}.fits.gz"
     if not output.is_file():
         raise PayloadError(f"protopipe-DL3-EventDisplay wrote no {output}")
-    return output
+    summary = performance.summarise(output)
+    performance.record(store, summary, normalisations)
+    return PerformanceReport(output, config, normalisations, summary)
 
 
 def enlarge(env: Path, inputs: Sequence[Path], output: Path, rows: int, seed: int,

@@ -22,6 +22,7 @@ from ..exceptions import ConfigError, DataError
 from ..iterutils import chunked
 from ..models import JobSpec, Particle
 from .consistency import overlaps
+from .performance import TEMPLATE_SHOWERS
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -53,10 +54,6 @@ PERFORMANCE_KEYS = ("analysis.obs_time.value", "analysis.obs_time.unit",
                     "analysis.true_energy.min", "analysis.true_energy.max",
                     "analysis.true_energy.bins_per_decade")
 PARTICLE_KEYS = ("e_min", "e_max", "gen_radius", "gen_gamma", "diff_cone")
-#: protopipe's example numbers of simulated showers (``num_use``, ``num_showers``): a
-#: performance.yaml still holding them normalises the IRFs with another production's numbers
-TEMPLATE_SHOWERS = {Particle.GAMMA: (10, 20000), Particle.PROTON: (20, 50000),
-                    Particle.ELECTRON: (20, 50000)}
 
 
 @dataclass(frozen=True)
@@ -178,8 +175,10 @@ def model_problems(path: Path, document: Any, model_type: str, method: str) -> l
     return found
 
 
-def performance_problems(path: Path, document: Any) -> list[Problem]:
-    """``performance.yaml``: the analysis settings and each particle's simulation."""
+def performance_problems(path: Path, document: Any, template: bool = True) -> list[Problem]:
+    """``performance.yaml``: the analysis settings and each particle's simulation (and, with
+    ``template``, protopipe's example shower numbers: before the DL2 files exist to say
+    whether they are right)."""
     found = [Problem(path, key, "missing") for key in PERFORMANCE_KEYS
              if empty(lookup(document, key))]
     for particle in Particle:
@@ -187,7 +186,7 @@ def performance_problems(path: Path, document: Any) -> list[Problem]:
         found += [Problem(path, f"{base}.{key}", "missing") for key in PARTICLE_KEYS
                   if empty(lookup(document, f"{base}.{key}"))]
         numbers = (lookup(document, f"{base}.num_use"), lookup(document, f"{base}.num_showers"))
-        if numbers == TEMPLATE_SHOWERS[particle]:
+        if template and numbers == TEMPLATE_SHOWERS[particle]:
             found.append(Problem(path, f"{base}.num_use, num_showers", f"{numbers[0]} x "
                                  f"{numbers[1]} are protopipe's example numbers (leave them "
                                  "empty to have them derived from the merged DL2 files, or "
@@ -223,6 +222,15 @@ def check_analysis(analysis: Analysis, store: Store | None) -> None:
     if problems:
         raise ConfigError("\n".join(problems),
                           "fix these first: every job would fail, or compute with wrong numbers")
+
+
+def check_performance(analysis: Analysis) -> None:
+    """What the performance step needs of performance.yaml (its shower numbers are checked
+    against the DL2 files by :func:`~.performance.normalise`)."""
+    path = analysis.tree.configs / "performance.yaml"
+    problems = performance_problems(path, read_yaml(path), template=False)
+    if problems:
+        raise ConfigError("\n".join(map(str, problems)))
 
 
 def missing_inputs(backend: Backend, specs: Iterable[JobSpec]) -> list[str]:
