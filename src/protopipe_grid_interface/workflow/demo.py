@@ -27,7 +27,17 @@ from ..exceptions import DataError, InputError
 from ..models import JobStatus, Particle, Stage
 from ..paths import STAGE_PARTICLES, analyses_directory, merged_file_name
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
-from . import canary, collect, local_steps, performance, submit, track, upload
+from . import (
+    canary,
+    collect,
+    consistency,
+    local_steps,
+    performance,
+    submit,
+    track,
+    upload,
+    validate,
+)
 from .analysis import Analysis
 from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
@@ -105,16 +115,20 @@ def register_production(backend: Backend, ses: list[str], source: Path, lists: P
 
 
 def grid_stage(analysis: Analysis, backend: Backend, stage: Stage, env: Path, say: Say) -> None:
-    """Submit a stage for all its particles (its canary first), wait, download and merge."""
+    """Check the analysis and the stage's inputs, submit the stage for all its particles (its
+    canary first), wait, download and merge."""
     store = analysis.store()
     try:
+        validate.check_analysis(analysis, store)
         specs = [spec for particle in STAGE_PARTICLES[stage]
                  for spec in analysis.plan(stage, particle, backend.storage_elements()[0])]
+        validate.check_inputs(backend, specs)
         passed = canary.run_canary(store, backend, specs, analysis.cam_ids, canary.CanaryOptions(
             analysis.grid.GRID.canary, env, timeout=JOB_TIMEOUT))
         if passed is not None:
             say(passed.describe())
         report = submit.submit(store, backend, specs)
+        consistency.record(store, backend, analysis, specs)
         say(f"{stage.value}: {len(specs)} job(s) planned, {len(report.submitted)} submitted, "
             f"{report.skipped_existing} skipped (output exists), "
             f"{report.already_submitted} already submitted")
