@@ -138,3 +138,23 @@ def test_lists_sharing_a_file_are_refused(analysis: Analysis, tmp_path: Path) ->
     dl2.write_text(dl2.read_text() + training.splitlines()[0] + "\n")
     [overlap] = consistency.overlaps(analysis, None)
     assert f"e.g. {training.splitlines()[0]}" in overlap
+
+
+def test_settle_refuses_stale_jobs_unless_replanned_with_approval_or_kept(
+        analysis: Analysis, backend: FakeBackend) -> None:
+    store = analysis.store()
+    submitted(store, backend, analysis, Stage.TRAINING_ENERGY)
+    analysis.config_path.write_text(analysis.config_path.read_text() + "# tuned\n")
+    plan = analysis.plan(Stage.TRAINING_ENERGY, Particle.GAMMA, backend.storage_elements()[0])
+
+    with pytest.raises(InputError, match="analysis.yaml changed"):
+        consistency.settle(store, backend, analysis, plan, False, False, lambda found: True)
+    found, again = consistency.settle(store, backend, analysis, plan, True, False,
+                                      lambda found: False)
+    assert len(found) == 1 and again is None  # declined: nothing changed
+    assert all(r.status is not JobStatus.PLANNED for r in store.jobs())
+    found, again = consistency.settle(store, backend, analysis, plan, False, True,
+                                      lambda found: False)
+    assert len(found) == 1 and again == []
+    assert consistency.settle(store, backend, analysis, plan, False, False,
+                              lambda found: False) == ([], [])

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..atomic import write_lines
 from ..backends.base import Backend
 from ..exceptions import DataError, InputError
-from ..models import RESUBMITTABLE_STATES, JobSpec, JobStatus, Particle
+from ..models import RESUBMITTABLE_STATES, JobStatus, Particle
 from ..paths import validate_lfn
 from ..store import JobRecord, Store
 from ..workflow import (
@@ -95,24 +95,34 @@ def jobs_submit(args: argparse.Namespace) -> int:
                                                ("max_events", args.max_events)) if value}
     analysis = Analysis.open(args.metadata)
     analysis, backend = attach(args, analysis)
+    mode = "off" if args.no_canary else analysis.grid.GRID.canary
     with existing_store(analysis) as store:
         validate.check_analysis(analysis, store)
-    specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
-    mode = "off" if args.no_canary else analysis.grid.GRID.canary
-    if not (args.dry_run or args.force):
-        submit.check_proxy(backend, len(specs))
-    validate.check_inputs(backend, specs)
-    if args.dry_run:
-        with existing_store(analysis) as store:
+        specs = analysis.plan_stage(backend, args.stage, args.particle, args.list, **overrides)
+        if not (args.dry_run or args.force):
+            submit.check_proxy(backend, len(specs))
+        validate.check_inputs(backend, specs)
+        if args.dry_run:
             render.plan_table(submit.preview(store, backend, specs), backend.name)
             found = consistency.stale(store, backend, analysis, specs) if store else []
-        print_lines([entry.line() for entry in found])
-        print_lines([render.canary_plan_line(canary.plan_for(analysis.tree.state_db, specs,
-                                                             mode))])
-        return 0
+            print_lines([entry.line() for entry in found])
+            print_lines([render.canary_plan_line(canary.plan_for(analysis.tree.state_db,
+                                                                 specs, mode))])
+            return 0
     with recorded(analysis, backend) as store:
-        if not settle_stale(store, backend, analysis, specs, args):
+        def approve(found: list[consistency.Stale]) -> bool:
+            print_lines([entry.line() for entry in found])
+            return confirm(f"kill these {sum(len(e.jobs) for e in found)} job(s) where "
+                           "active, remove their outputs and plan them again?", args.yes)
+
+        found, again = consistency.settle(store, backend, analysis, specs, args.replan,
+                                          args.keep_stale, approve)
+        if again is None:
             return 1
+        if found:
+            print_lines([entry.line() for entry in found] if args.keep_stale else [
+                f"{sum(len(e.jobs) for e in found)} stale job(s) stopped and their outputs "
+                f"removed; {len(again)} planned again"])
         passed = canary.run_canary(
             store, backend, specs, analysis.cam_ids,
             canary.CanaryOptions(mode, payload_env(args, analysis)),
@@ -125,31 +135,6 @@ def jobs_submit(args: argparse.Namespace) -> int:
         consistency.record(store, backend, analysis, specs)
         print_lines([render.submit_line(args.stage, report)])
         return wait_for(store, backend, args, [s.name for s in specs]) if args.wait else 0
-
-
-def settle_stale(store: Store, backend: Backend, analysis: Analysis, specs: list[JobSpec],
-                 args: argparse.Namespace) -> bool:
-    """Refuse stale jobs unless the user chose to plan them again or keep them; False if the
-    user declined the replan."""
-    found = consistency.stale(store, backend, analysis, specs)
-    if not found:
-        return True
-    lines = [entry.line() for entry in found]
-    if not (args.replan or args.keep_stale):
-        raise InputError("\n".join(lines), "--replan plans them again (their outputs are "
-                         "removed from the catalog), --keep-stale keeps them as they are")
-    print_lines(lines)
-    if args.keep_stale:
-        consistency.keep(store, backend, analysis, specs)
-        return True
-    jobs_count = sum(len(entry.jobs) for entry in found)
-    if not confirm(f"kill these {jobs_count} job(s) where active, remove their outputs and "
-                   "plan them again?", args.yes):
-        return False
-    again = consistency.replan(store, backend, analysis, specs, found)
-    print_lines([f"{jobs_count} stale job(s) stopped and their outputs removed; "
-                 f"{len(again)} planned again"])
-    return True
 
 
 def wait_for(store: Store, backend: Backend, args: argparse.Namespace,

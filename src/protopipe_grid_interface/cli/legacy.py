@@ -273,13 +273,12 @@ def run_submit_jobs(args: argparse.Namespace) -> int:
         ("job_type", "DataReprocessing", args.DataReprocessing)) if wanted}
     with existing_store(analysis) as store:
         validate.check_analysis(analysis, store)
-    specs = analysis.plan_stage(backend, stage, [particle], None, **overrides)
-    validate.check_inputs(backend, specs)
+        specs = analysis.plan_stage(backend, stage, [particle], None, **overrides)
+        validate.check_inputs(backend, specs)
+        planned = submit.preview(store, backend, specs) if args.dry else []
     config = analysis.config_path
     config_lfn = analysis.config_lfn(stage, particle) if args.upload_analysis_cfg else None
     if args.dry:
-        with existing_store(analysis) as store:
-            planned = submit.preview(store, backend, specs)
         say(*render.legacy_plan_lines(planned, stage, particle, backend.name,
                                       analysis.grid.GRID.n_file_per_job),
             *([f"{config} would be uploaded to {config_lfn} (not now: dry run)"]

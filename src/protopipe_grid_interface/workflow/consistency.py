@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -134,6 +134,27 @@ def replan(store: Store, backend: Backend, analysis: Analysis, specs: Sequence[J
     store.mark_planned(again, "planned again: its inputs changed")
     record(store, backend, analysis, specs, replace=True)
     return again
+
+
+def settle(store: Store, backend: Backend, analysis: Analysis, specs: Sequence[JobSpec],
+           replan_them: bool, keep_them: bool, approve: Callable[[list[Stale]], bool]
+           ) -> tuple[list[Stale], list[str] | None]:
+    """Before a submission: refuse stale jobs unless the user chose to plan them again
+    (``replan_them``, once ``approve`` agrees) or to keep them. Returns the stale jobs found and
+    the names planned again (None when ``approve`` declined the replan)."""
+    found = stale(store, backend, analysis, specs)
+    if not found:
+        return found, []
+    if not (replan_them or keep_them):
+        raise InputError("\n".join(entry.line() for entry in found),
+                         "--replan plans them again (their outputs are removed from the "
+                         "catalog), --keep-stale keeps them as they are")
+    if keep_them:
+        keep(store, backend, analysis, specs)
+        return found, []
+    if not approve(found):
+        return found, None
+    return found, replan(store, backend, analysis, specs, found)
 
 
 def overlaps(analysis: Analysis, store: Store | None) -> list[str]:
