@@ -94,6 +94,7 @@ def test_a_version_1_database_is_migrated_and_tells_our_submitting_from_diracs(
     raw.execute("UPDATE history SET status = 'Submitting' WHERE status = 'Sending'")
     raw.execute("ALTER TABLE downloads DROP COLUMN mtime_ns")  # new in version 3
     raw.execute("DROP TABLE merges")
+    raw.execute("ALTER TABLE jobs DROP COLUMN not_before")  # new in version 5
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()

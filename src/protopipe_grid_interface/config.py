@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .atomic import write_atomic
 from .exceptions import ConfigError, InputError
-from .models import Particle
+from .models import FailureClass, JobStatus, Particle
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -74,6 +74,78 @@ class SoftwareSection(Section):
     local_env: str = ""
 
 
+class FailurePolicy(Section):
+    """What ``run`` does with a job that failed for one class of reasons: submit it again as a
+    new job (away from the site it failed at), up to ``attempts`` in all, waiting ``backoff``
+    seconds before the first retry and twice as long before each next one; or stop its step."""
+
+    action: Literal["retry", "stop"] = "retry"
+    attempts: int = Field(3, ge=1, le=20)
+    backoff: float = Field(60.0, ge=0)
+
+
+#: the policy of each failure class when grid.yaml gives none (a class given in part keeps
+#: the rest of its default)
+DEFAULT_POLICIES: dict[FailureClass, dict[str, object]] = {
+    FailureClass.INPUT_DATA: {"action": "retry", "attempts": 3, "backoff": 600},
+    FailureClass.STALLED: {"action": "retry", "attempts": 3, "backoff": 60},
+    FailureClass.WATCHDOG: {"action": "retry", "attempts": 2, "backoff": 60},
+    FailureClass.UPLOAD: {"action": "retry", "attempts": 3, "backoff": 300},
+    FailureClass.APPLICATION: {"action": "stop", "attempts": 1, "backoff": 0},
+    FailureClass.RESCHEDULINGS: {"action": "retry", "attempts": 2, "backoff": 600},
+    FailureClass.EMPTY_OUTPUT: {"action": "stop", "attempts": 1, "backoff": 0},
+    FailureClass.UNKNOWN: {"action": "retry", "attempts": 2, "backoff": 300},
+}
+
+#: states a job may be held in, and for how long (seconds) before ``run`` flags it
+DEFAULT_HELD_AFTER: dict[JobStatus, float] = {
+    JobStatus.RECEIVED: 3600, JobStatus.CHECKING: 3600, JobStatus.STAGING: 86400,
+    JobStatus.WAITING: 86400, JobStatus.MATCHED: 3600, JobStatus.STALLED: 3600,
+    JobStatus.COMPLETING: 7200, JobStatus.COMPLETED: 86400,
+}
+
+
+class BlackHolePolicy(Section):
+    """A site is banned for the rest of the analysis when, of its last ``window`` finished
+    jobs (``min_jobs`` at least), more than ``failure_rate`` failed."""
+
+    failure_rate: float = Field(0.8, gt=0, le=1)
+    min_jobs: int = Field(5, ge=1)
+    window: int = Field(50, ge=1)
+
+
+class RunSection(Section):
+    """How ``protopipe-grid run`` handles failures: a policy per failure class, black-hole
+    sites, and how long a job may stay in each state before it is flagged as held."""
+
+    poll_seconds: float = Field(60.0, gt=0)
+    failures: dict[FailureClass, FailurePolicy] = Field(
+        default_factory=lambda: {c: FailurePolicy.model_validate(p)
+                                 for c, p in DEFAULT_POLICIES.items()})
+    black_holes: BlackHolePolicy = Field(default_factory=BlackHolePolicy)
+    held_after: dict[JobStatus, float] = Field(default_factory=lambda: dict(DEFAULT_HELD_AFTER))
+
+    @field_validator("failures", mode="before")
+    @classmethod
+    def fill_policies(cls, value: object) -> object:
+        """Each class given in part keeps the rest of its default; missing classes theirs."""
+        if not isinstance(value, Mapping):
+            return value
+        given = {str(key): part for key, part in value.items()}
+        return {c: {**DEFAULT_POLICIES[c], **(given.pop(c.value, None) or {})}
+                for c in FailureClass} | given  # unknown classes left in: refused by name
+
+    @field_validator("held_after", mode="before")
+    @classmethod
+    def fill_limits(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        return {**{s.value: limit for s, limit in DEFAULT_HELD_AFTER.items()}, **value}
+
+    def policy(self, failure: FailureClass) -> FailurePolicy:
+        return self.failures[failure]
+
+
 class EnergyRegressorLists(Section):
     gamma_list: str = ""
 
@@ -95,6 +167,7 @@ class GridConfig(Section):
     General: GeneralSection = Field(default_factory=GeneralSection)
     GRID: GridSection = Field(default_factory=GridSection)
     Software: SoftwareSection = Field(default_factory=SoftwareSection)
+    Run: RunSection = Field(default_factory=RunSection)
     EnergyRegressor: EnergyRegressorLists = Field(default_factory=EnergyRegressorLists)
     GammaHadronClassifier: ClassifierLists = Field(default_factory=ClassifierLists)
     Performance: PerformanceLists = Field(default_factory=PerformanceLists)

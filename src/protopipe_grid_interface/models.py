@@ -69,6 +69,20 @@ class JobStatus(StrEnum):
         return self not in FINAL_STATES and self not in BOOKKEEPING_STATES
 
 
+class FailureClass(StrEnum):
+    """Why a job failed, from DIRAC's Status / MinorStatus / ApplicationStatus
+    (``workflow/failures.py``); each has a policy in grid.yaml's ``Run`` section."""
+
+    INPUT_DATA = "input data"
+    STALLED = "stalled"
+    WATCHDOG = "watchdog"
+    UPLOAD = "upload"
+    APPLICATION = "application"
+    RESCHEDULINGS = "reschedulings"
+    EMPTY_OUTPUT = "empty output"
+    UNKNOWN = "unknown"
+
+
 #: DIRAC's JobDB stores JobGroup in a VARCHAR(32)
 MAX_JOB_GROUP = 32
 

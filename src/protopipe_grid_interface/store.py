@@ -24,7 +24,7 @@ from .exceptions import DataError
 from .iterutils import chunked
 from .models import JobSpec, JobState, JobStatus, Particle, Stage
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     output_size INTEGER,
     output_checksum TEXT,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    not_before TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs(stage, particle);
 CREATE INDEX IF NOT EXISTS jobs_by_backend_id ON jobs(backend, backend_id);
@@ -105,6 +106,31 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     recorded TEXT NOT NULL,
     PRIMARY KEY (stage, particle)
 );
+CREATE TABLE IF NOT EXISTS outcomes (
+    name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    backend_id INTEGER,
+    site TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    action TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (name, attempt)
+);
+CREATE INDEX IF NOT EXISTS outcomes_by_site ON outcomes(site, time);
+CREATE TABLE IF NOT EXISTS bans (
+    site TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    banned TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    step TEXT NOT NULL,
+    particle TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    PRIMARY KEY (step, particle)
+);
 """
 
 
@@ -124,6 +150,9 @@ MIGRATIONS: dict[int, str] = {
     # 4: the results table (what each step found: rows merged, model scores, IRF bins, canary
     # outcomes) and the fingerprints of each stage's inputs, both created by SCHEMA
     4: "",
+    # 5: what ``run`` decided about each finished attempt (outcomes), the sites it banned,
+    # the steps it finished (tables created by SCHEMA), and when a retried job may be sent
+    5: "ALTER TABLE jobs ADD COLUMN not_before TEXT",
 }
 
 
@@ -150,6 +179,8 @@ class JobRecord:
     output_checksum: str | None
     #: when the state last changed (ISO 8601, UTC)
     updated: str
+    #: a job to retry is not sent before this time (ISO 8601, UTC)
+    not_before: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +227,21 @@ class Result:
     figures: dict[str, Any]
     warnings: tuple[str, ...]
     recorded: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt of a job ended (``done`` or its failure class), where, and what ``run``
+    did about it (``retry``, ``stop``, ``accepted``)."""
+
+    name: str
+    attempt: int
+    backend_id: int | None
+    site: str
+    outcome: str
+    detail: str
+    action: str
+    time: str = ""
 
 
 class Store:
@@ -291,8 +337,8 @@ class Store:
     ) -> list[JobRecord]:
         """Jobs matching every filter given, in name order."""
         query = ("SELECT name, stage, particle, spec, backend, backend_id, status, minor_status, "
-                 "application_status, site, attempts, output_size, output_checksum, updated "
-                 "FROM jobs WHERE 1 = 1")
+                 "application_status, site, attempts, output_size, output_checksum, updated, "
+                 "not_before FROM jobs WHERE 1 = 1")
         args: list[object] = []
         if stage is not None:
             query += " AND stage = ?"
@@ -315,9 +361,10 @@ class Store:
             rows.sort(key=lambda row: str(row[0]))
         return [
             JobRecord(name, Stage(st), Particle(pa), JobSpec.from_dict(json.loads(spec)), be, bid,
-                      JobStatus(status), minor, app, site, attempts, size, checksum, updated)
+                      JobStatus(status), minor, app, site, attempts, size, checksum, updated,
+                      not_before)
             for (name, st, pa, spec, be, bid, status, minor, app, site, attempts, size, checksum,
-                 updated) in rows
+                 updated, not_before) in rows
         ]
 
     def counts(self) -> list[tuple[str, str, str, int]]:
@@ -367,11 +414,14 @@ class Store:
                           ", backend = ?, backend_id = ?, attempts = ?",
                           (backend, backend_id, attempt))
 
-    def mark_planned(self, names: Sequence[str], reason: str) -> None:
-        """Put jobs back in the queue of jobs to submit (resubmission, failed submission)."""
+    def mark_planned(self, names: Sequence[str], reason: str,
+                     not_before: str | None = None) -> None:
+        """Put jobs back in the queue of jobs to submit (resubmission, failed submission);
+        with ``not_before``, not to be sent before that time."""
         with self.transaction() as db:
             for name in names:
-                self._set(db, name, None, JobStatus.PLANNED, reason, "")
+                self._set(db, name, None, JobStatus.PLANNED, reason, "", ", not_before = ?",
+                          (not_before,))
 
     def forget(self, names: Sequence[str]) -> None:
         """Remove jobs the plan no longer has (their history stays, for provenance)."""
@@ -476,6 +526,72 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?)",
                        (stage.value, particle.value, json.dumps(inputs, sort_keys=True), now()))
+
+    # --- what run decided: outcomes of attempts, banned sites, finished steps -----------------
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """How attempts ended and what was done about it (one row per job and attempt)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(o.name, o.attempt, o.backend_id, o.site, o.outcome, o.detail,
+                             o.action, o.time or now()) for o in outcomes])
+
+    def outcomes(self, names: Sequence[str] | None = None) -> list[Outcome]:
+        """Recorded outcomes (of the jobs ``names``, or all), oldest first."""
+        query = ("SELECT name, attempt, backend_id, site, outcome, detail, action, time "
+                 "FROM outcomes")
+        if names is None:
+            rows = self.db.execute(query + " ORDER BY time, rowid").fetchall()
+        else:
+            rows = []
+            for chunk in chunked(list(names), 500):
+                rows += self.db.execute(
+                    f"{query} WHERE name IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            rows.sort(key=lambda row: (row[7], row[0], row[1]))
+        return [Outcome(*row) for row in rows]
+
+    def handled_attempts(self) -> set[tuple[str, int]]:
+        """(name, attempt) of every attempt whose outcome is recorded."""
+        return {(str(n), int(a)) for n, a in self.db.execute("SELECT name, attempt FROM outcomes")}
+
+    def site_outcomes(self, window: int) -> dict[str, list[str]]:
+        """The outcomes of the last ``window`` attempts at each site, newest first."""
+        rows = self.db.execute(
+            "SELECT site, outcome FROM (SELECT site, outcome, ROW_NUMBER() OVER (PARTITION BY "
+            "site ORDER BY time DESC, rowid DESC) AS n FROM outcomes WHERE site != '') "
+            "WHERE n <= ?", (window,))
+        found: dict[str, list[str]] = {}
+        for site, outcome in rows:
+            found.setdefault(site, []).append(outcome)
+        return found
+
+    def ban(self, site: str, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO bans VALUES (?, ?, ?)", (site, reason, now()))
+
+    def unban(self, site: str) -> bool:
+        """Lift a ban; False if the site was not banned."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM bans WHERE site = ?", (site,)).rowcount > 0
+
+    def bans(self) -> dict[str, tuple[str, str]]:
+        """Banned sites: site -> (reason, when)."""
+        return {site: (reason, when) for site, reason, when in
+                self.db.execute("SELECT site, reason, banned FROM bans ORDER BY site")}
+
+    def finish_step(self, step: str, particle: str, digest: str, detail: str = "") -> None:
+        """A step of the workflow finished for ``particle``, from inputs of this ``digest``."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?)",
+                       (step, particle, digest, detail, now()))
+
+    def finished_steps(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(step, particle) -> (digest of its inputs, when) of every finished step."""
+        return {(step, particle): (digest, when) for step, particle, digest, when in
+                self.db.execute("SELECT step, particle, digest, finished FROM steps")}
+
+    def unfinish_steps(self, keys: Sequence[tuple[str, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM steps WHERE step = ? AND particle = ?", list(keys))
 
     def fingerprint(self, stage: Stage, particle: Particle) -> dict[str, str] | None:
         row = self.db.execute("SELECT inputs FROM fingerprints WHERE stage = ? AND particle = ?",
