@@ -263,7 +263,11 @@ def set_yaml_values(path: Path, values: Mapping[tuple[str, ...], object]) -> boo
         if line != mapping.lc.key(key)[0]:
             raise ConfigError(f"{path}: {'.'.join(keys)}: expected its value on the key's line",
                               f"write it as {key}: {json.dumps(value)}")
-        edits.append((line, column, value_end(lines[line], column), json.dumps(value)))
+        end = value_end(lines[line], column)
+        if end < 0:
+            raise ConfigError(f"{path}: {'.'.join(keys)}: expected its value on the key's line",
+                              "set the keys inside it one by one")
+        edits.append((line, column, end, json.dumps(value)))
     for line, column, end, replacement in sorted(edits, reverse=True):
         lines[line] = lines[line][:column] + replacement + lines[line][end:]
     if edits:
@@ -273,7 +277,8 @@ def set_yaml_values(path: Path, values: Mapping[tuple[str, ...], object]) -> boo
 
 def value_end(line: str, start: int) -> int:
     """Where the YAML value starting at ``start`` of ``line`` ends: after its closing quote or
-    bracket, or before a comment or the end of the line."""
+    bracket, or before a comment or the end of the line; -1 for a bracket not closed on the
+    line (a value written on several lines)."""
     index, depth = start, 0
     while index < len(line):
         char = line[index]
@@ -292,7 +297,7 @@ def value_end(line: str, start: int) -> int:
         elif depth == 0 and (char == "\n" or char == "#" and line[index - 1] in " \t"):
             break
         index += 1
-    return len(line[:index].rstrip())
+    return -1 if depth else len(line[:index].rstrip())
 
 
 def read_text(path: Path, what: str = "file") -> str:

@@ -8,6 +8,7 @@ on stderr and an exit code:
 - ``BackendError`` (the backend refused or failed)      -> 3
 - ``DataError`` (a file is missing, corrupt or mismatched) -> 4
 - ``PayloadError`` (a local protopipe step failed)     -> 5
+- ``BlockedError`` (``run`` cannot go on without you)   -> 6
 - Ctrl-C (``KeyboardInterrupt``)                        -> 130 (:data:`INTERRUPTED`)
 
 ``TransientBackendError`` is what the backends retry (``retry.attempts``) before giving up.
@@ -63,3 +64,10 @@ class PayloadError(PipelineError):
     """A protopipe step run on this machine failed."""
 
     exit_code = 5
+
+
+class BlockedError(PipelineError):
+    """The analysis cannot move without the user: a step stopped by its failure policy, stale
+    jobs to approve, a local step that failed (one line per blocked step)."""
+
+    exit_code = 6

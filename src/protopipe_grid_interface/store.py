@@ -431,6 +431,13 @@ class Store:
                 db.execute(f"DELETE FROM attempts WHERE name IN ({marks})", chunk)
                 db.execute(f"DELETE FROM jobs WHERE name IN ({marks})", chunk)
 
+    def mark_failed(self, failed: Sequence[tuple[str, str]]) -> None:
+        """Jobs the backend calls Done whose output is refused here (name, why): Failed."""
+        with self.transaction() as db:
+            for name, why in failed:
+                row = db.execute("SELECT backend_id FROM jobs WHERE name = ?", (name,)).fetchone()
+                self._set(db, name, row[0] if row else None, JobStatus.FAILED, why, "")
+
     def mark_output_present(self, found: Sequence[tuple[str, int, str]]) -> None:
         """Jobs whose output already exists: Done without running; (name, size, checksum)."""
         with self.transaction() as db:

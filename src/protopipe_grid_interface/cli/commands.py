@@ -406,10 +406,13 @@ def files_filter_replicas(args: argparse.Namespace) -> int:
 # --- demo ---------------------------------------------------------------------------------------
 def demo(args: argparse.Namespace) -> int:
     from ..workflow import demo as demo_workflow
+    from .run import show
 
     start = time.monotonic()
+    shown: dict[str, str] = {}
     result = demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh,
-                               lambda text: print_lines([text]), args.backend)
+                               lambda text: print_lines([text]), lambda it: show(it, shown),
+                               args.backend)
     with recorded(result.analysis) as store:
         render.status_table(store.jobs())
     render.outputs_table(result.outputs)

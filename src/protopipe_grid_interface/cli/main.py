@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..models import Particle, Stage
 from . import commands
+from . import run as run_command
 from .common import ArgumentParser, add_backend_options, duration, positive_int, run, version_text
 from .doctor import register as register_doctor
 
@@ -194,6 +195,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--input-list", type=Path, required=True)
     p.add_argument("--se", required=True)
     p.add_argument("--outfile", type=Path, default=Path("outfile.list"))
+
+    p = verb(nouns, "run", "the whole analysis, step after step of its workflow.yaml; "
+             "failures handled by their cause", run_command.run)
+    run_command.register(p)
 
     p = verb(nouns, "demo", "a whole analysis on the local backend, real protopipe",
              commands.demo, analysis=False, backend=False)

@@ -3,8 +3,9 @@
 Does what ``protopipe-CREATE_ANALYSIS`` did: ``shared_folder/{analyses,productions}``, the
 analysis tree, ``analysis_metadata.yaml``, ``configs/grid.yaml`` from our template and every
 ``*.yaml`` of protopipe's installed example configs with ``ANALYSES_DIRECTORY`` and
-``ANALYSIS_NAME`` filled in, and performance.yaml's ``num_use`` and ``num_showers`` set to null
-(derived from the DL2 files). Nothing existing is overwritten without ``overwrite``.
+``ANALYSIS_NAME`` filled in, the workflow file ``run`` follows, and performance.yaml's
+``num_use`` and ``num_showers`` set to null (derived from the DL2 files). Nothing existing is
+overwritten without ``overwrite``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..atomic import write_atomic
 from ..config import AnalysisMetadata, describe_validation_error, load_metadata, read_yaml
 from ..exceptions import ConfigError, InputError
 from ..paths import STANDARD_TREE, AnalysisTree, analyses_directory, create_paths
+from . import steps
 from .performance import null_shower_counts
 
 
@@ -89,6 +91,7 @@ def create_analysis(
         performance_config = tree.configs / "performance.yaml"
         if performance_config.is_file():  # derived from the DL2 files, unless the user sets them
             null_shower_counts(performance_config)
+    write_atomic(tree.root / steps.FILE_NAME, steps.template())
     write_atomic(tree.metadata_file, yaml.safe_dump(metadata.dump()))
     return tree
 

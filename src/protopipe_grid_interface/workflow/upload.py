@@ -7,6 +7,7 @@ one is refused unless ``overwrite`` (then replaced). Replication adds only missi
 from __future__ import annotations
 
 import posixpath
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,25 @@ def storage_elements(backend: Backend, configured: Sequence[str],
     if explicit:
         return list(dict.fromkeys(explicit))
     return [se for se in configured if se in known] or known
+
+
+#: input files of the dependent jobs whose replicas decide where a model goes
+SAMPLED = 1000
+
+
+def data_storage_elements(backend: Backend, lfns: Sequence[str], writable: Sequence[str]
+                          ) -> list[str]:
+    """The writable storage elements next to the replicas of ``lfns``, most used first: the
+    SE itself, or the user SE of its site (``X-Disk`` -> ``X-USER``, as CTA names them)."""
+    counts = Counter(se for found in backend.metadata(lfns).values() for se in found.replicas)
+    chosen: list[str] = []
+    for se, _ in counts.most_common():
+        for candidate in (se, se.rsplit("-", 1)[0] + "-USER"):
+            if candidate in writable:
+                if candidate not in chosen:
+                    chosen.append(candidate)
+                break
+    return chosen
 
 
 def upload_file(backend: Backend, path: Path, lfn: str, se: str, report: UploadReport,
