@@ -3,12 +3,14 @@
 It mirrors DIRAC closely enough that the workflow cannot tell them apart: LFNs map to files on
 storage elements (one folder per SE) with size and adler32 in a catalog; a submission is DIRAC's
 transaction (jobs created ``Submitting``, then confirmed to ``Waiting``); a background queue
-runner (``local_worker``) starts as many as there are cores, each in its own scratch folder with
-its input data staged, runs the job's steps in the payload environment, uploads and registers
-the output, and ends ``Done`` or ``Failed`` with DIRAC's minor and application statuses.
-Everything lives in ``root``::
+runner (``local_worker``) matches each Waiting job to one of the backend's ``sites`` it is not
+banned from (none left: it stays Waiting, as on DIRAC), starts as many as there are cores, each
+in its own scratch folder with its input data staged, runs the job's steps in the payload
+environment, uploads and registers the output, and ends ``Done`` or ``Failed`` with DIRAC's
+minor and application statuses. :meth:`LocalBackend.inject` makes chosen jobs or sites fail in
+any of the ways DIRAC reports (``faults``). Everything lives in ``root``::
 
-    root/catalog.sqlite     files, replicas, jobs, job history
+    root/catalog.sqlite     files, replicas, jobs, job history, injected faults
     root/se/<SE>/<lfn>      stored replicas
     root/jobs/<id>/         each job's scratch folder and std.out
 """
@@ -30,16 +32,30 @@ from pathlib import Path
 
 from .. import sqlite
 from ..checksums import copy_atomic, copy_into, same_checksum
-from ..exceptions import BackendError, DataError
+from ..exceptions import BackendError, DataError, InputError
 from ..iterutils import chunked
-from ..models import ANY_JOB, UNCONFIRMED, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
+from ..models import (
+    ANY_JOB,
+    UNCONFIRMED,
+    FailureClass,
+    JobSelection,
+    JobSpec,
+    JobState,
+    JobStatus,
+    RemoteFile,
+)
 from ..paths import validate_lfn
+from . import faults
 from .base import Backend
+from .faults import Fault
 
 DEFAULT_SES = ("LOCAL-SE", "LOCAL-SE2")
 QUEUED = frozenset({JobStatus.WAITING, JobStatus.MATCHED, JobStatus.RUNNING,
                     JobStatus.COMPLETING})
+#: the first site of the local backend
 SITE = "LOCAL.localhost.xx"
+#: the sites a local backend runs jobs at unless told otherwise
+DEFAULT_SITES = (SITE, "LOCAL.otherhost.xx")
 VO = "vo.cta.in2p3.fr"
 
 SCHEMA = """
@@ -86,7 +102,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open the catalog database, shared safely by the CLI, the queue runner and the jobs."""
     conn = sqlite.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.executescript(SCHEMA)
+    conn.executescript(SCHEMA + faults.SCHEMA)
     return conn
 
 
@@ -103,10 +119,15 @@ class LocalBackend(Backend):
         ses: Sequence[str] = DEFAULT_SES,
         max_parallel: int | None = None,
         user: str | None = None,
+        sites: Sequence[str] = DEFAULT_SITES,
     ) -> None:
+        if not sites or len(set(sites)) != len(sites):
+            raise InputError(f"local backend sites {list(sites)}: expected distinct names",
+                             f"for example {', '.join(DEFAULT_SITES)}")
         self.root = Path(root).resolve()
         self.payload_env = payload_env
         self.ses = list(ses)
+        self.sites = list(sites)
         self.max_parallel = max_parallel or os.cpu_count() or 1
         self.user = user or getpass.getuser()
         self.local = threading.local()
@@ -213,7 +234,7 @@ class LocalBackend(Backend):
     def ensure_runner(self) -> None:
         """Start the queue runner in the background; it exits by itself when the queue is empty."""
         argv = [sys.executable, "-m", "protopipe_grid_interface.backends.local_worker",
-                "queue", str(self.root), str(self.max_parallel)]
+                "queue", str(self.root), str(self.max_parallel), *self.sites]
         log = os.open(self.root / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -263,14 +284,15 @@ class LocalBackend(Backend):
 
     def set_status(
         self, job_id: int, status: JobStatus, minor: str, application: str = "",
-        only_from: Sequence[JobStatus] = (),
+        only_from: Sequence[JobStatus] = (), site: str | None = None,
     ) -> bool:
-        """Move one job to ``status``; with ``only_from``, only if it is in one of those states."""
+        """Move one job to ``status`` (and to ``site`` if given); with ``only_from``, only if it
+        is in one of those states."""
         stamp = now()
         with self.transaction() as db:
             query = ("UPDATE jobs SET status = ?, minor_status = ?, application_status = ?, "
-                     "updated = ? WHERE id = ?")
-            args: list[object] = [status.value, minor, application, stamp, job_id]
+                     "site = coalesce(?, site), updated = ? WHERE id = ?")
+            args: list[object] = [status.value, minor, application, site, stamp, job_id]
             if only_from:
                 query += f" AND status IN ({','.join('?' * len(only_from))})"
                 args += [s.value for s in only_from]
@@ -288,15 +310,70 @@ class LocalBackend(Backend):
                                [s.value for s in statuses])
         return [(int(job_id), pid) for job_id, pid in rows]
 
-    def waiting_jobs(self, limit: int) -> list[int]:
-        """The ``limit`` oldest Waiting jobs."""
-        rows = self.db.execute("SELECT id FROM jobs WHERE status = 'Waiting' ORDER BY id "
-                               "LIMIT ?", (limit,))
-        return [int(job_id) for (job_id,) in rows]
+    def site_for(self, job_id: int, banned: Sequence[str]) -> str | None:
+        """The site a job runs at: its id spreads jobs over the sites it is not banned from."""
+        allowed = [site for site in self.sites if site not in banned]
+        return allowed[(job_id - 1) % len(allowed)] if allowed else None
+
+    def match_waiting(self, limit: int) -> list[int]:
+        """Match up to ``limit`` Waiting jobs, oldest first, each to its site; skip those
+        banned from every site or held by a ``hold`` fault (they stay Waiting)."""
+        matched: list[int] = []
+        last = 0
+        if limit <= 0:
+            return matched
+        with self.transaction() as db:
+            held = faults.holds(db)
+            while len(matched) < limit:
+                rows = db.execute("SELECT id, name, spec FROM jobs WHERE status = 'Waiting' "
+                                  "AND id > ? ORDER BY id LIMIT 100", (last,)).fetchall()
+                if not rows:
+                    break
+                for job_id, name, spec in rows:
+                    last = job_id
+                    site = self.site_for(job_id, json.loads(spec).get("banned_sites", ()))
+                    if site is None or any(fault.hits(name, site) for fault in held):
+                        continue
+                    stamp = now()
+                    db.execute("UPDATE jobs SET status = 'Matched', minor_status = 'Assigned', "
+                               "application_status = '', site = ?, updated = ? WHERE id = ?",
+                               (site, stamp, job_id))
+                    db.execute("INSERT INTO job_history VALUES (?, 'Matched', 'Assigned', '', ?)",
+                               (job_id, stamp))
+                    matched.append(int(job_id))
+                    if len(matched) == limit:
+                        break
+        return matched
+
+    def has_waiting(self) -> bool:
+        """True while a job is Waiting (matchable or not)."""
+        row = self.db.execute("SELECT 1 FROM jobs WHERE status = 'Waiting' LIMIT 1")
+        return row.fetchone() is not None
 
     def set_process(self, job_id: int, pid: int) -> None:
-        """Record the process running a job (its wrapper), at this backend's site."""
-        self.db.execute("UPDATE jobs SET pid = ?, site = ? WHERE id = ?", (pid, SITE, job_id))
+        """Record the process running a job (its wrapper)."""
+        self.db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
+
+    # --- fault injection (see ``faults``) -----------------------------------------------------
+    def inject(self, fault: Fault) -> int:
+        """Make the jobs ``fault`` matches fail as it says, from their next attempt on; return
+        its id. Other processes on the same root (the queue runner, the jobs, a ``run``
+        command) see it at once."""
+        return faults.record(self.db, fault)
+
+    def injected_faults(self) -> list[Fault]:
+        """The faults in force (``times``: the attempts each still hits)."""
+        return faults.recorded(self.db)
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault: held jobs are matched again."""
+        faults.clear(self.db)
+
+    def take_fault(self, job_id: int) -> FailureClass | None:
+        """The failure this attempt of a (matched) job must go through, if a fault hits it."""
+        name, site = self.db.execute("SELECT name, site FROM jobs WHERE id = ?",
+                                     (job_id,)).fetchone()
+        return faults.take(self.db, name, site)
 
     def kill(self, ids: Sequence[int]) -> None:
         active = [s for s in self.status(ids).values() if not s.status.is_final]
@@ -318,7 +395,7 @@ class LocalBackend(Backend):
 
     def reschedule(self, ids: Sequence[int]) -> None:
         for job_id in ids:
-            self.set_status(job_id, JobStatus.WAITING, "Job Rescheduled",
+            self.set_status(job_id, JobStatus.WAITING, "Job Rescheduled", site="",
                             only_from=sorted(s for s in JobStatus if s.is_final))
         self.ensure_runner()
 
