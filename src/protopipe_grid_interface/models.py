@@ -136,8 +136,11 @@ class JobSpec:
     @property
     def spec_hash(self) -> str:
         """Content hash: changes whenever anything the job would do changes."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return content_hash(self.to_json())
+
+    def to_json(self) -> str:
+        """The canonical JSON form (keys sorted) whose :func:`content_hash` is the spec hash."""
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: the fields by name (as ``dataclasses.asdict`` gives them,
@@ -166,6 +169,11 @@ class JobSpec:
             job_type=data.get("job_type", "User"),
             intermediate_files=tuple(data.get("intermediate_files", ())),
         )
+
+
+def content_hash(canonical_json: str) -> str:
+    """:attr:`JobSpec.spec_hash` of the spec whose :meth:`JobSpec.to_json` this is."""
+    return hashlib.sha256(canonical_json.encode()).hexdigest()[:16]
 
 
 #: the fields of a :class:`JobSpec`, in order

@@ -22,7 +22,7 @@ from typing import Any
 from . import sqlite
 from .exceptions import DataError
 from .iterutils import chunked
-from .models import JobSpec, JobState, JobStatus, Particle, Stage
+from .models import JobSpec, JobState, JobStatus, Particle, Stage, content_hash
 
 SCHEMA_VERSION = 5
 
@@ -351,11 +351,11 @@ class Store:
                     "SELECT name, spec_hash, status FROM jobs WHERE name IN "
                     f"({','.join('?' * len(chunk))})", chunk))
             for spec in specs:
-                digest = spec.spec_hash
+                blob = spec.to_json()
+                digest = content_hash(blob)
                 row = known.get(spec.name)
                 if row is not None and (row[0] == digest or row[1] != JobStatus.PLANNED.value):
                     continue
-                blob = json.dumps(spec.to_dict())
                 if row is None:
                     inserts.append((spec.name, spec.stage.value, spec.particle.value, digest, blob,
                                     spec.output_lfn, stamp))
