@@ -6,12 +6,13 @@ import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from protopipe_grid_interface.exceptions import DataError
 from protopipe_grid_interface.models import JobSpec, JobState, JobStatus, Particle, Stage
-from protopipe_grid_interface.store import SCHEMA_VERSION, Download, Store
+from protopipe_grid_interface.store import SCHEMA_VERSION, Download, JobRow, Store
 
 
 @pytest.fixture
@@ -173,6 +174,88 @@ def test_update_states_applies_changes_once_and_ignores_stale_ids(
     assert [h[0] for h in store.history(a)] == ["Sending", "Received", "Running"]
 
 
+def test_update_states_writes_history_only_for_jobs_whose_state_changed(
+        store: Store, specs: list[JobSpec]) -> None:
+    store.add_planned(specs)
+    ids = submitted(store, specs)
+    same, moved, site_only = (s.name for s in specs)
+    received = {name: JobState(ids[name], JobStatus.RECEIVED, "Job accepted")
+                for name in (same, moved, site_only)}
+    store.update_states({name: JobState(ids[name], JobStatus.WAITING, "Pilot Agent Submission")
+                         for name in (moved, site_only)})
+    before = {name: store.history(name) for name in (same, moved, site_only)}
+
+    changed = store.update_states({
+        same: received[same],
+        moved: JobState(ids[moved], JobStatus.RUNNING, "Application", "protopipe", "LCG.A.fr"),
+        site_only: JobState(ids[site_only], JobStatus.WAITING, "Pilot Agent Submission", "",
+                            "LCG.B.fr"),
+        "not_a_job": JobState(1, JobStatus.DONE),
+    })
+
+    assert changed == 2
+    assert store.history(same) == before[same]
+    [(status, minor, application, _)] = store.history(moved)[len(before[moved]):]
+    assert (status, minor, application) == ("Running", "Application", "protopipe")
+    assert [h[:3] for h in store.history(site_only)[len(before[site_only]):]] == [
+        ("Waiting", "Pilot Agent Submission", "")]
+    assert store.history("not_a_job") == []
+    rows = {r.name: r for r in store.jobs()}
+    assert rows[site_only].site == "LCG.B.fr"
+    assert rows[moved].updated == store.history(moved)[-1][3]
+    assert rows[same].updated == before[same][-1][3]
+
+
+def test_job_rows_are_the_jobs_without_their_specs(
+        store: Store, job_spec: Callable[..., JobSpec]) -> None:
+    gamma = [job_spec(f"g{i}") for i in range(4)]
+    proton = [dataclasses.replace(job_spec(f"p{i}"), particle=Particle.PROTON,
+                                  stage=Stage.TRAINING_CLASSIFICATION) for i in range(3)]
+    store.add_planned(proton + gamma)
+    ids = submitted(store, gamma[:3] + proton[:1])
+    store.update_states({"g0": JobState(ids["g0"], JobStatus.DONE, "Execution Complete", "ok",
+                                        "LCG.A.fr"),
+                         "g1": JobState(ids["g1"], JobStatus.FAILED, "Stalled", "", "LCG.B.fr")})
+    store.set_output([("g0", 12, "0000000c")])
+    store.mark_planned(["g1"], "retry", not_before="2026-01-01T00:00:00.000+00:00")
+    filters: list[dict[str, Any]] = [
+        {}, {"stage": Stage.DL2}, {"particle": Particle.PROTON},
+        {"statuses": [JobStatus.RECEIVED, JobStatus.PLANNED]},
+        {"stage": Stage.DL2, "statuses": [JobStatus.DONE]},
+        {"names": ["p0", "g3", "g1", "nope"]}, {"names": []},
+    ]
+
+    for chosen in filters:
+        records, rows = store.jobs(**chosen), store.job_rows(**chosen)
+        assert [tuple(getattr(r, f.name) for f in dataclasses.fields(JobRow)) for r in records] \
+            == [dataclasses.astuple(row) for row in rows], chosen
+    rows = {row.name: row for row in store.job_rows()}
+    assert (rows["g0"].status, rows["g0"].output_size, rows["g0"].output_lfn) == (
+        JobStatus.DONE, 12, gamma[0].output_lfn)
+    assert rows["g1"].not_before == "2026-01-01T00:00:00.000+00:00"
+
+
+def test_job_rows_decode_no_spec(store: Store, specs: list[JobSpec],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store.add_planned(specs)
+
+    def refuse(data: dict[str, Any]) -> JobSpec:
+        raise AssertionError("a spec was decoded")
+
+    monkeypatch.setattr(JobSpec, "from_dict", refuse)
+    assert [row.name for row in store.job_rows()] == sorted(s.name for s in specs)
+
+
+def test_add_planned_in_one_call_with_a_name_twice_keeps_the_last_spec(
+        store: Store, specs: list[JobSpec]) -> None:
+    changed = dataclasses.replace(specs[0], cpu_time=specs[0].cpu_time + 1)
+
+    assert store.add_planned([specs[0], specs[1], changed, specs[1]]) == (2, 1)
+
+    assert {r.name: r.spec for r in store.jobs()} == {specs[0].name: changed,
+                                                      specs[1].name: specs[1]}
+
+
 def test_mark_output_present_and_set_output(store: Store, specs: list[JobSpec]) -> None:
     store.add_planned(specs)
     submitted(store, specs[1:])
@@ -186,6 +269,8 @@ def test_mark_output_present_and_set_output(store: Store, specs: list[JobSpec]) 
     assert by_name[specs[1].name].status == JobStatus.RECEIVED
     assert (by_name[specs[1].name].output_size, by_name[specs[1].name].output_checksum) == (
         99, "00000001")
+    store.set_output([(specs[1].name, 99, "00000002")])
+    assert store.jobs(names=[specs[1].name])[0].output_checksum == "00000002"
 
 
 def test_jobs_filters_and_counts(store: Store, job_spec: Callable[..., JobSpec]) -> None:

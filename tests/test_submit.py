@@ -541,6 +541,34 @@ def test_refresh_asks_for_at_most_1000_jobs_per_status_call(
     assert sorted(len(c) for c in calls) == [492, 1000, 1000]
 
 
+def test_refresh_active_records_what_changed_without_decoding_a_spec(
+        store: Store, backend: FakeBackend, specs: Specs, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = specs(4)
+    ids = dict(submit(store, backend, planned).submitted)
+    done, failed, running, held = (s.name for s in planned)
+    backend.set_status(ids[done], JobStatus.DONE, "Execution Complete")
+    backend.put_file(write(tmp_path / "out.txt", b"result"), planned[0].output_lfn, "LOCAL-SE")
+    backend.set_failed([ids[failed]], "test")
+    backend.set_status(ids[running], JobStatus.RUNNING, "Application")
+
+    def refuse(data: dict[str, object]) -> JobSpec:
+        raise AssertionError("a spec was decoded")
+
+    monkeypatch.setattr(JobSpec, "from_dict", refuse)
+
+    assert track.refresh_active(store, backend) == 4  # Received -> Waiting too
+    rows = {r.name: r for r in store.job_rows()}
+    assert {name: rows[name].status for name in rows} == {
+        done: JobStatus.DONE, failed: JobStatus.FAILED, running: JobStatus.RUNNING,
+        held: JobStatus.WAITING}
+    assert (rows[done].output_size, rows[done].output_checksum) == (6, adler32(
+        tmp_path / "out.txt"))
+    assert track.refresh_active(store, backend) == 0
+    backend.set_status(ids[held], JobStatus.RUNNING, "Application")
+    assert track.refresh_active(store, backend, planned[0].stage) == 1
+
+
 def test_submit_wait_end_to_end_on_the_running_local_backend(
         tmp_path: Path, store: Store, job_spec: Callable[..., JobSpec]) -> None:
     backend = LocalBackend(tmp_path / "grid", payload_env=PAYLOAD_ENV, user="tester")

@@ -15,12 +15,14 @@ from enum import StrEnum
 from ..backends.base import Backend
 from ..iterutils import chunked
 from ..models import BOOKKEEPING_STATES, JobStatus, Stage
-from ..store import JobRecord, Store
+from ..store import JobRecord, JobRow, Store
 
 STATUS_CHUNK = 1000
 #: seconds a job may stay unconfirmed before a wait gives up on it: DIRAC's own limit (its
 #: StalledJobAgent's ``SubmittingTime``), after which DIRAC fails such jobs itself
 UNCONFIRMED_LIMIT = 300.0
+#: the states of jobs on a backend that may still change
+ACTIVE_STATES = frozenset(status for status in JobStatus if status.is_active)
 
 
 class Stuck(StrEnum):
@@ -45,25 +47,32 @@ class WaitResult:
 
 def refresh(store: Store, backend: Backend, stage: Stage | None = None) -> list[JobRecord]:
     """Ask the backend for the state of every active job; return all jobs of ``stage``."""
-    update(store, backend, [r for r in store.jobs(stage=stage) if r.status.is_active])
+    refresh_active(store, backend, stage)
     return store.jobs(stage=stage)
 
 
-def update(store: Store, backend: Backend, records: Sequence[JobRecord]) -> None:
+def refresh_active(store: Store, backend: Backend, stage: Stage | None = None) -> int:
+    """Ask the backend for the state of every active job (of ``stage``) and record it,
+    without decoding a spec; return how many changed (read them with ``Store.job_rows``)."""
+    return update(store, backend, store.job_rows(stage=stage, statuses=ACTIVE_STATES))
+
+
+def update(store: Store, backend: Backend, records: Sequence[JobRecord | JobRow]) -> int:
     """Ask the backend for the state of these jobs (final ones too: a deleted job was final
-    before) and record it, with the outputs of the jobs now Done."""
+    before) and record it, with the outputs of the jobs now Done; return how many changed."""
     mine = [r for r in records if r.backend == backend.name and r.backend_id is not None]
+    changed = 0
     for chunk in chunked(mine, STATUS_CHUNK):
         states = backend.status([r.backend_id for r in chunk if r.backend_id is not None])
         by_name = {r.name: states[r.backend_id] for r in chunk
                    if r.backend_id is not None and r.backend_id in states}
-        store.update_states(by_name)
+        changed += store.update_states(by_name)
         done = [r for r in chunk if r.name in by_name and by_name[r.name].status == JobStatus.DONE]
         if done:
-            found = backend.metadata([r.spec.output_lfn for r in done])
-            store.set_output([(r.name, found[r.spec.output_lfn].size,
-                               found[r.spec.output_lfn].checksum)
-                              for r in done if r.spec.output_lfn in found])
+            found = backend.metadata([r.output_lfn for r in done])
+            store.set_output([(r.name, found[r.output_lfn].size, found[r.output_lfn].checksum)
+                              for r in done if r.output_lfn in found])
+    return changed
 
 
 def unchanged_for(record: JobRecord, now: datetime) -> float:
