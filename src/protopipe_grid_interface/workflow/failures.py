@@ -21,6 +21,7 @@ from ..config import RunSection
 from ..exceptions import PipelineError
 from ..models import UNCONFIRMED, FailureClass, JobStatus
 from ..store import JobRecord, Outcome, Store
+from .sites import NO_SITE
 
 #: (class, texts any of which in the minor or application status means that class), in order
 RULES: tuple[tuple[FailureClass, tuple[str, ...]], ...] = (
@@ -29,7 +30,11 @@ RULES: tuple[tuple[FailureClass, tuple[str, ...]], ...] = (
                              "received kill signal")),
     (FailureClass.INPUT_DATA, ("input data not available", "input data resolution",
                                "inputdata optimizer", "no replica info available",
-                               "impossible inputdata", "missinglfns")),
+                               "impossible inputdata", "missinglfns",
+                               # the JobScheduling optimizer's input data failures
+                               "do not have all the input data", "no possible site candidates",
+                               "no destination sites available", "stage not allowed",
+                               "cannot find tape replicas")),
     (FailureClass.STALLED, ("stalled", "stalling for more than", "pilot not running")),
     (FailureClass.UPLOAD, ("uploading output data", "uploading outputs", "uploading job output",
                            "failed sending requests", "inputsandbox", "outputsandbox",
@@ -64,7 +69,7 @@ class Decision:
 
     def line(self) -> str:
         job = f"{self.record.name} (attempt {self.record.attempts}"
-        where = f", at {self.record.site})" if self.record.site else ")"
+        where = f", at {self.record.site})" if self.record.site not in NO_SITE else ")"
         if self.action == "retry":
             return f"{job}{where} failed: {self.failure.value}; retried"
         return f"{job}{where} failed: {self.failure.value}; its step stops: {self.detail}"
