@@ -37,7 +37,7 @@ from ..atomic import write_atomic
 from ..backends.base import Backend
 from ..checksums import adler32
 from ..exceptions import InputError, PipelineError
-from ..models import FailureClass, JobStatus, Particle, Stage
+from ..models import FailureClass, JobSpec, JobStatus, Particle, Stage
 from ..paths import merged_file_name
 from ..store import JobRecord, Store
 from . import (
@@ -260,7 +260,7 @@ class Engine:
                and (r.not_before is None or datetime.fromisoformat(r.not_before) <= now)]
         unsent = [r for r in records if r.status in (JobStatus.SENDING, JobStatus.SUBMITTING)]
         if (due or unsent) and not self.options.dry_run:
-            specs = sites.avoiding(self.store, [r.spec for r in due + unsent])
+            specs = self.avoiding([r.spec for r in due + unsent])
             report = submit.submit(self.store, self.backend, specs)
             if report.submitted:
                 it.events.append(Event(str(task), f"{len(report.submitted)} job(s) submitted "
@@ -317,13 +317,16 @@ class Engine:
                                                         timeout=CANARY_TIMEOUT))
         if passed is not None:
             it.events.append(Event(str(task), passed.describe()))
-        report = submit.submit(self.store, self.backend, sites.avoiding(self.store, specs))
+        report = submit.submit(self.store, self.backend, self.avoiding(specs))
         consistency.record(self.store, self.backend, self.analysis, specs,
                            replace=bool(records))
         it.events.append(Event(str(task), f"{len(specs)} job(s) planned, "
                                f"{len(report.submitted)} submitted, {report.skipped_existing} "
                                "skipped (output exists)"))
         return self.grid_state(task, self.jobs(task))
+
+    def avoiding(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
+        return sites.avoiding(self.store, specs, self.analysis.grid.GRID.banned_sites)
 
     def output_se(self) -> str:
         return self.analysis.grid.GRID.output_se or self.backend.storage_elements()[0]

@@ -2,8 +2,8 @@
 
 Only failures a site can cause count: an application error or an empty output is the
 analysis' own, a job killed by hand is nobody's. A ban is recorded in the state database,
-shown by ``run`` and ``status``, applied to every later submission (with the sites each job
-already failed at), and lifted by ``run --unban SITE``.
+shown by ``run`` and ``status``, applied to every later submission (with, for a retry, the
+site its last attempt failed at), and lifted by ``run --unban SITE``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from ..store import Store
 #: outcomes that say nothing about the site
 NOT_THE_SITE = frozenset({FailureClass.APPLICATION.value, FailureClass.EMPTY_OUTPUT.value,
                           FailureClass.UNKNOWN.value})
+#: failures a retry avoids the site of
+SITE_FAULTS = frozenset({FailureClass.STALLED.value, FailureClass.WATCHDOG.value,
+                         FailureClass.UPLOAD.value, FailureClass.RESCHEDULINGS.value, "held"})
 #: site names that are not a site (a job failed before it was matched)
 NO_SITE = frozenset({"", "ANY", "Unknown"})
 
@@ -62,18 +65,23 @@ def unban(store: Store, site: str) -> None:
         raise InputError(f"--unban {site}: not a banned site", f"banned: {banned}")
 
 
-def avoiding(store: Store, specs: Sequence[JobSpec]) -> list[JobSpec]:
-    """``specs`` with the banned sites, and for each job the sites it failed at, added to its
-    banned sites (for the submission of retries and of new jobs)."""
+def avoiding(store: Store, specs: Sequence[JobSpec], configured: Sequence[str]
+             ) -> list[JobSpec]:
+    """``specs`` banned from the ``configured`` sites (``GRID.banned_sites``), the banned
+    black holes, and for a retry the site its last attempt failed at when the failure was the
+    site's doing (:data:`SITE_FAULTS`): only the last, so that a job that failed at every site
+    still has one to go to; never after an input-data failure, since the site may hold the
+    only replica of the job's input."""
     banned = set(store.bans())
-    failed_at: dict[str, set[str]] = {}
-    for outcome in store.outcomes([s.name for s in specs]):
-        if outcome.outcome not in ("done", *NOT_THE_SITE) and outcome.site not in NO_SITE:
-            failed_at.setdefault(outcome.name, set()).add(outcome.site)
+    last_failed_at: dict[str, str] = {}
+    for outcome in store.outcomes([s.name for s in specs]):  # oldest first: the last wins
+        if outcome.outcome != "done":
+            last_failed_at.pop(outcome.name, None)
+        if outcome.outcome in SITE_FAULTS and outcome.site not in NO_SITE:
+            last_failed_at[outcome.name] = outcome.site
     result = []
     for spec in specs:
-        avoid = banned | failed_at.get(spec.name, set())
-        extra = sorted(avoid - set(spec.banned_sites))
-        result.append(replace(spec, banned_sites=(*spec.banned_sites, *extra)) if extra
-                      else spec)
+        avoid = banned | ({last_failed_at[spec.name]} if spec.name in last_failed_at else set())
+        sites = (*configured, *sorted(avoid - set(configured)))
+        result.append(spec if sites == spec.banned_sites else replace(spec, banned_sites=sites))
     return result
