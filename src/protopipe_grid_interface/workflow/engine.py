@@ -37,9 +37,9 @@ from ..atomic import write_atomic
 from ..backends.base import Backend
 from ..checksums import adler32
 from ..exceptions import InputError, PipelineError
-from ..models import FailureClass, JobSpec, JobStatus, Particle, Stage
+from ..models import FINAL_STATES, FailureClass, JobSpec, JobStatus, Particle, Stage
 from ..paths import merged_file_name
-from ..store import JobRecord, Store
+from ..store import JobRow, Outcome, Store
 from . import (
     canary,
     collect,
@@ -149,12 +149,14 @@ class Engine:
         self.now = now
         self.policies = analysis.grid.Run
         self.checked = False
+        self.outcomes: dict[tuple[str, int], Outcome] | None = None
         wanted = workflow.upstream(options.until) if options.until else None
         self.tasks = [t for t in workflow.order if wanted is None or t.step.name in wanted]
 
     # --- one iteration ------------------------------------------------------------------------
     def iterate(self) -> Iteration:
         it = Iteration()
+        self.outcomes = None
         if not self.options.dry_run:
             self.refresh(it)
         finished = self.store.finished_steps()
@@ -184,14 +186,15 @@ class Engine:
         return it
 
     def refresh(self, it: Iteration) -> None:
-        """Steps 1-3 of the module docstring."""
-        active = self.store.jobs(statuses=[s for s in JobStatus if s.is_active])
-        track.update(self.store, self.backend, active)
-        records = [r for r in self.store.jobs() if not is_canary(r.name)]
-        accepted, decisions = failures.failed_attempts(self.store, self.backend, records,
-                                                       self.policies, self.now())
-        self.store.record_outcomes(accepted)
-        failures.apply(self.store, self.backend, decisions)
+        """Steps 1-3 of the module docstring, on light rows (no spec decoded)."""
+        track.refresh_active(self.store, self.backend)
+        finals = [r for r in self.store.job_rows(statuses=FINAL_STATES) if not is_canary(r.name)]
+        accepted, decisions = failures.failed_attempts(
+            self.store, self.backend, finals, self.policies, self.now(), self.handled())
+        if accepted or decisions:
+            self.store.record_outcomes(accepted)
+            failures.apply(self.store, self.backend, decisions)
+            self.outcomes = None
         for decision in decisions:
             it.events.append(Event(f"{decision.record.stage.value} "
                                    f"{decision.record.particle.value}", decision.line(),
@@ -199,11 +202,13 @@ class Engine:
         for hole in sites.ban_black_holes(self.store, self.policies.black_holes):
             it.events.append(Event("", f"site {hole.site} banned: {hole.reason} "
                                    f"(run --unban {hole.site} lifts it)", "warning"))
-        it.held = watchdog.held([r for r in records if r.status.is_active],
-                                self.policies.held_after, self.now())
+        active = [r for r in self.store.job_rows(statuses=track.ACTIVE_STATES)
+                  if not is_canary(r.name)]
+        it.held = watchdog.held(active, self.policies.held_after, self.now())
         if it.held:
             if self.options.restart_held and self.options.yes:
                 watchdog.restart(self.store, self.backend, it.held)
+                self.outcomes = None
                 it.events.append(Event("", f"{len(it.held)} held job(s) killed and queued "
                                        "again", "warning"))
             else:
@@ -211,6 +216,15 @@ class Engine:
                     it.events.append(Event("", f"held: {entry.line()}", "warning"))
                 it.events.append(Event("", f"{len(it.held)} job(s) held: run --restart-held "
                                        "--yes kills and submits them again", "warning"))
+
+    def outcome_index(self) -> dict[tuple[str, int], Outcome]:
+        """Every recorded outcome by (job, attempt), read once until something is recorded."""
+        if self.outcomes is None:
+            self.outcomes = {(o.name, o.attempt): o for o in self.store.outcomes()}
+        return self.outcomes
+
+    def handled(self) -> set[tuple[str, int]]:
+        return set(self.outcome_index())
 
     def advance(self, task: Task, ready: bool, stale: bool, it: Iteration) -> TaskState:
         """Move one task as far as it goes now; a finished task's detail is its outputs'
@@ -238,9 +252,10 @@ class Engine:
             return TaskState(task, "blocked", message)
 
     # --- grid steps ---------------------------------------------------------------------------
-    def jobs(self, task: Task) -> list[JobRecord]:
+    def rows(self, task: Task) -> list[JobRow]:
+        """The task's jobs, light (no spec)."""
         stage, particle = self.subject(task)
-        return [r for r in self.store.jobs(stage=stage, particle=particle)
+        return [r for r in self.store.job_rows(stage=stage, particle=particle)
                 if not is_canary(r.name)]
 
     @staticmethod
@@ -251,45 +266,43 @@ class Engine:
     def grid(self, task: Task, stale: bool, it: Iteration) -> TaskState:
         """Submit the stage's jobs (checked, its canary first) or its retries; finished when
         every job is Done and accepted."""
-        stage, particle = self.subject(task)
-        records = self.jobs(task)
-        if not records or stale:
-            return self.first_submission(task, records, it)
+        rows = self.rows(task)
+        if not rows or stale:
+            return self.first_submission(task, bool(rows), it)
         now = self.now()
-        due = [r for r in records if r.status == JobStatus.PLANNED
+        due = [r.name for r in rows if r.status == JobStatus.PLANNED
                and (r.not_before is None or datetime.fromisoformat(r.not_before) <= now)]
-        unsent = [r for r in records if r.status in (JobStatus.SENDING, JobStatus.SUBMITTING)]
+        unsent = [r.name for r in rows if r.status in (JobStatus.SENDING, JobStatus.SUBMITTING)]
         if (due or unsent) and not self.options.dry_run:
-            specs = self.avoiding([r.spec for r in due + unsent])
+            specs = self.avoiding([r.spec for r in self.store.jobs(names=due + unsent)])
             report = submit.submit(self.store, self.backend, specs)
             if report.submitted:
                 it.events.append(Event(str(task), f"{len(report.submitted)} job(s) submitted "
                                        "again"))
-            records = self.jobs(task)
+            rows = self.rows(task)
         elif due:
             return TaskState(task, "ready", f"would submit {len(due)} job(s) again")
-        return self.grid_state(task, records)
+        return self.grid_state(task, rows)
 
-    def grid_state(self, task: Task, records: Sequence[JobRecord]) -> TaskState:
-        outcomes = {(o.name, o.attempt): o for o in self.store.outcomes([r.name for r in records])}
-        stopped = [outcomes[r.name, r.attempts] for r in records if r.status.is_final
+    def grid_state(self, task: Task, rows: Sequence[JobRow]) -> TaskState:
+        outcomes = self.outcome_index()
+        stopped = [outcomes[r.name, r.attempts] for r in rows if r.status.is_final
                    and (r.name, r.attempts) in outcomes
                    and outcomes[r.name, r.attempts].action == "stop"]
         if stopped:
             return TaskState(task, "blocked", f"{len(stopped)} job(s) stopped the step: "
                              f"{stopped[0].name}: {stopped[0].outcome}: {stopped[0].detail}")
-        done = [r for r in records if r.status == JobStatus.DONE
+        done = [r for r in rows if r.status == JobStatus.DONE
                 and (r.name, r.attempts) in outcomes]
-        if len(done) == len(records):
+        if len(done) == len(rows):
             return TaskState(task, "finished",
                              digest(sorted((r.name, r.output_checksum) for r in done)))
         counts: dict[str, int] = {}
-        for record in records:
-            counts[record.status.value] = counts.get(record.status.value, 0) + 1
+        for row in rows:
+            counts[row.status.value] = counts.get(row.status.value, 0) + 1
         return TaskState(task, "running", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
-    def first_submission(self, task: Task, records: Sequence[JobRecord], it: Iteration
-                         ) -> TaskState:
+    def first_submission(self, task: Task, submitted: bool, it: Iteration) -> TaskState:
         """Plan the stage for the task's particle, check it, run its canary, submit it; or
         plan again the jobs a change upstream made stale."""
         stage, particle = self.subject(task)
@@ -300,7 +313,7 @@ class Engine:
         if not self.checked:
             validate.check_analysis(self.analysis, self.store)
             self.checked = True
-        if records:
+        if submitted:
             found = consistency.stale(self.store, self.backend, self.analysis, specs)
             if found and not self.options.yes:
                 return TaskState(task, "blocked", "; ".join(s.line() for s in found) +
@@ -318,12 +331,12 @@ class Engine:
         if passed is not None:
             it.events.append(Event(str(task), passed.describe()))
         report = submit.submit(self.store, self.backend, self.avoiding(specs))
-        consistency.record(self.store, self.backend, self.analysis, specs,
-                           replace=bool(records))
+        consistency.record(self.store, self.backend, self.analysis, specs, replace=submitted)
         it.events.append(Event(str(task), f"{len(specs)} job(s) planned, "
                                f"{len(report.submitted)} submitted, {report.skipped_existing} "
                                "skipped (output exists)"))
-        return self.grid_state(task, self.jobs(task))
+        self.outcomes = None
+        return self.grid_state(task, self.rows(task))
 
     def avoiding(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
         return sites.avoiding(self.store, specs, self.analysis.grid.GRID.banned_sites)
@@ -336,7 +349,7 @@ class Engine:
         """Download the Done outputs now (each checked for events), merge once every job is
         Done (``ready``)."""
         stage, particle = self.subject(task)
-        if not self.jobs(task):
+        if not self.rows(task):
             return TaskState(task, "waiting", f"no {stage.value} job yet")
         if self.options.dry_run:
             return TaskState(task, "ready", "would download the outputs of the Done jobs" +
@@ -357,7 +370,7 @@ class Engine:
                                        "warning"))
                 return TaskState(task, "running", "downloads to retry")
             if not ready:
-                active = any(r.status.is_active for r in self.jobs(task))
+                active = any(r.status.is_active for r in self.rows(task))
                 return TaskState(task, "running" if active else "waiting",
                                  f"{len(report.outputs)} output(s) here")
             report = collect.collect_stage(self.store, downloader, tree, stage, particle, mode,
@@ -380,7 +393,8 @@ class Engine:
         "empty output": decided on like any failure, its file removed here and there. True
         if an output was rejected."""
         names = {path.name: path for path in fetched}
-        records = [r for r in self.jobs(task) if Path(r.spec.output_lfn).name in names]
+        wanted = [r.name for r in self.rows(task) if Path(r.output_lfn).name in names]
+        records = self.store.jobs(names=wanted)
         empty = [r for r in records if not any(table_rows(names[Path(r.spec.output_lfn).name])
                                                .values())]
         if not empty:
@@ -395,6 +409,7 @@ class Engine:
         stops = [d.record for d in decisions if d.action == "stop"]
         self.store.mark_failed([(r.name, "Empty output") for r in stops])
         failures.apply(self.store, self.backend, decisions)
+        self.outcomes = None
         for decision in decisions:
             it.events.append(Event(str(task), decision.line(), "error"))
         return bool(decisions)

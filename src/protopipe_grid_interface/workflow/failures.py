@@ -20,8 +20,11 @@ from ..backends.base import Backend
 from ..config import RunSection
 from ..exceptions import PipelineError
 from ..models import UNCONFIRMED, FailureClass, JobStatus
-from ..store import JobRecord, Outcome, Store
+from ..store import JobRecord, JobRow, Outcome, Store
 from .sites import NO_SITE
+
+#: a job as the engine reads it: light (no spec) or whole
+Job = JobRow | JobRecord
 
 #: (class, texts any of which in the minor or application status means that class), in order
 RULES: tuple[tuple[FailureClass, tuple[str, ...]], ...] = (
@@ -60,7 +63,7 @@ def classify(status: JobStatus, minor: str, application: str) -> FailureClass:
 class Decision:
     """What ``run`` does about one failed attempt."""
 
-    record: JobRecord
+    record: Job
     failure: FailureClass
     action: Literal["retry", "stop"]
     detail: str
@@ -75,7 +78,7 @@ class Decision:
         return f"{job}{where} failed: {self.failure.value}; its step stops: {self.detail}"
 
 
-def decide(record: JobRecord, failure: FailureClass, policies: RunSection, detail: str,
+def decide(record: Job, failure: FailureClass, policies: RunSection, detail: str,
            now: datetime) -> Decision:
     """Retry the job while its class' policy allows another attempt, else stop its step."""
     policy = policies.policy(failure)
@@ -87,7 +90,7 @@ def decide(record: JobRecord, failure: FailureClass, policies: RunSection, detai
     return Decision(record, failure, "stop", detail)
 
 
-def log_tail(backend: Backend, record: JobRecord, lines: int = 5) -> str:
+def log_tail(backend: Backend, record: Job, lines: int = 5) -> str:
     """The last lines of a failed job's log, joined with " | " (empty if unavailable)."""
     if record.backend_id is None:
         return ""
@@ -103,7 +106,7 @@ def apply(store: Store, backend: Backend, decisions: Sequence[Decision]) -> None
     catalog and storage (a retried job must not meet the partial output its first attempt
     left), then it goes back to the queue; every outcome is recorded."""
     retries = [d for d in decisions if d.action == "retry"]
-    outputs = [d.record.spec.output_lfn for d in retries]
+    outputs = [d.record.output_lfn for d in retries]
     present = backend.metadata(outputs)
     if present:
         backend.remove(sorted(present))
@@ -117,25 +120,27 @@ def apply(store: Store, backend: Backend, decisions: Sequence[Decision]) -> None
                            for d in decisions])
 
 
-def failed_attempts(store: Store, backend: Backend, records: Sequence[JobRecord],
-                    policies: RunSection, now: datetime) -> tuple[list[Outcome], list[Decision]]:
+def failed_attempts(store: Store, backend: Backend, records: Sequence[Job],
+                    policies: RunSection, now: datetime,
+                    handled: set[tuple[str, int]] | None = None
+                    ) -> tuple[list[Outcome], list[Decision]]:
     """The finished attempts of ``records`` not handled yet: Done ones whose output is in
     the catalog are accepted (returned as outcomes to record); a Done job without its output
     is an upload failure (only ``Done`` means the outputs landed: ``Completed`` is still
     active); Failed ones are classified and decided on; jobs killed outside ``run`` stop
     their step. A job DIRAC failed because its submission was never confirmed is left to the
     submission's recovery."""
-    handled = store.handled_attempts()
+    handled = store.handled_attempts() if handled is None else handled
     accepted: list[Outcome] = []
     decisions: list[Decision] = []
     fresh = [r for r in records if r.status.is_final and r.attempts > 0
              and (r.name, r.attempts) not in handled]
-    missing = [r.spec.output_lfn for r in fresh
+    missing = [r.output_lfn for r in fresh
                if r.status == JobStatus.DONE and r.output_size is None]
     found = backend.metadata(missing) if missing else {}
     for record in fresh:
         if record.status == JobStatus.DONE:
-            if record.output_size is not None or record.spec.output_lfn in found:
+            if record.output_size is not None or record.output_lfn in found:
                 accepted.append(Outcome(record.name, record.attempts, record.backend_id,
                                         record.site, "done", "", "accepted"))
             else:

@@ -13,12 +13,12 @@ from datetime import datetime
 
 from ..backends.base import Backend
 from ..models import JobStatus
-from ..store import JobRecord, Outcome, Store
+from ..store import JobRecord, JobRow, Outcome, Store
 
 
 @dataclass(frozen=True)
 class Held:
-    record: JobRecord
+    record: JobRow | JobRecord
     seconds: float
     limit: float
 
@@ -28,7 +28,7 @@ class Held:
                 f"{self.seconds / 60:.0f} min (limit {self.limit / 60:.0f} min)")
 
 
-def held(records: Sequence[JobRecord], limits: Mapping[JobStatus, float], now: datetime
+def held(records: Sequence[JobRow | JobRecord], limits: Mapping[JobStatus, float], now: datetime
          ) -> list[Held]:
     """The active jobs of ``records`` held in their state past its limit."""
     found = []
@@ -48,7 +48,7 @@ def restart(store: Store, backend: Backend, jobs: Sequence[Held]) -> None:
     ids = [h.record.backend_id for h in jobs if h.record.backend_id is not None]
     if ids:
         backend.kill(ids)
-    left = backend.metadata([h.record.spec.output_lfn for h in jobs])
+    left = backend.metadata([h.record.output_lfn for h in jobs])
     if left:
         backend.remove(sorted(left))
     store.mark_planned([h.record.name for h in jobs], "held too long: submitted again")
