@@ -12,7 +12,7 @@ if [ "${SKIP_DIRAC:-0}" != 1 ]; then
   bash dirac-box/up.sh --project >"$BOX_ROOT/logs/up.log" 2>&1 &
   box=$!
 fi
-.venv/bin/pytest -m "not dirac" -n 2 --dist loadscope || { status=$?; [ -z "${box:-}" ] || wait "$box" || true; exit "$status"; }
+.venv/bin/pytest -m "not dirac and not demo" -n 2 --dist loadscope || { status=$?; [ -z "${box:-}" ] || wait "$box" || true; exit "$status"; }
 if [ "${SKIP_DIRAC:-0}" = 1 ]; then exit 0; fi
 wait "$box" || { echo "test: the DIRAC box did not come up:" >&2; tail -n 30 "$BOX_ROOT/logs/up.log" >&2; exit 1; }
 grep -E "^(TIMING|DIRAC box up)" "$BOX_ROOT/logs/up.log" || true

@@ -131,6 +131,7 @@ CREATE TABLE IF NOT EXISTS steps (
     digest TEXT NOT NULL,
     detail TEXT NOT NULL,
     finished TEXT NOT NULL,
+    seconds REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (step, particle)
 );
 """
@@ -670,16 +671,19 @@ class Store:
         return {site: (reason, when) for site, reason, when in
                 self.db.execute("SELECT site, reason, banned FROM bans ORDER BY site")}
 
-    def finish_step(self, step: str, particle: str, digest: str, detail: str = "") -> None:
-        """A step of the workflow finished for ``particle``, from inputs of this ``digest``."""
+    def finish_step(self, step: str, particle: str, digest: str, outputs: str = "",
+                    seconds: float = 0.0) -> None:
+        """A step of the workflow finished for ``particle``, from inputs of this ``digest``,
+        making outputs of the digest ``outputs``, its last part taking ``seconds``."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?)",
-                       (step, particle, digest, detail, now()))
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?)",
+                       (step, particle, digest, outputs, now(), seconds))
 
     def finished_steps(self) -> dict[tuple[str, str], tuple[str, str]]:
-        """(step, particle) -> (digest of its inputs, when) of every finished step."""
-        return {(step, particle): (digest, when) for step, particle, digest, when in
-                self.db.execute("SELECT step, particle, digest, finished FROM steps")}
+        """(step, particle) -> (digest of its inputs, digest of its outputs) of every finished
+        step."""
+        return {(step, particle): (digest, outputs) for step, particle, digest, outputs in
+                self.db.execute("SELECT step, particle, digest, detail FROM steps")}
 
     def unfinish_steps(self, keys: Sequence[tuple[str, str]]) -> None:
         with self.transaction() as db:

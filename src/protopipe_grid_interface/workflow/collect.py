@@ -451,9 +451,12 @@ def merge_particles(store: Store, tree: AnalysisTree, mode: str, stage: Stage,
 
 def record_merge(store: Store, stage: Stage, particle: Particle, merged: MergeResult
                  ) -> MergeResult:
-    """Keep a merge's figures and warnings in the state database; return the merge."""
-    store.record_result(merge_step(stage.value), particle.value, merged.figures(),
-                        merged.warnings)
+    """Keep a merge's figures and warnings in the state database (a merge found up to date
+    keeps those of the merge that made the file); return the merge."""
+    step = merge_step(stage.value)
+    if merged.up_to_date and any(r.particle == particle.value for r in store.results(step)):
+        return merged
+    store.record_result(step, particle.value, merged.figures(), merged.warnings)
     return merged
 
 

@@ -37,7 +37,7 @@ from ..atomic import write_atomic
 from ..backends.base import Backend
 from ..checksums import adler32
 from ..exceptions import InputError, PipelineError
-from ..models import FINAL_STATES, FailureClass, JobSpec, JobStatus, Particle, Stage
+from ..models import FailureClass, JobSpec, JobStatus, Particle, Stage
 from ..paths import merged_file_name
 from ..store import JobRow, Outcome, Store
 from . import (
@@ -150,6 +150,7 @@ class Engine:
         self.policies = analysis.grid.Run
         self.checked = False
         self.outcomes: dict[tuple[str, int], Outcome] | None = None
+        self.grouped: dict[tuple[Stage, Particle], list[JobRow]] | None = None
         wanted = workflow.upstream(options.until) if options.until else None
         self.tasks = [t for t in workflow.order if wanted is None or t.step.name in wanted]
 
@@ -157,6 +158,7 @@ class Engine:
     def iterate(self) -> Iteration:
         it = Iteration()
         self.outcomes = None
+        self.grouped = None
         if not self.options.dry_run:
             self.refresh(it)
         finished = self.store.finished_steps()
@@ -175,11 +177,12 @@ class Engine:
                 waiting = ", ".join(str(n) for n in needs if n.key not in outputs)
                 it.tasks.append(TaskState(task, "waiting", f"needs {waiting}"))
                 continue
+            started = time.monotonic()
             state = self.advance(task, ready, stale=recorded is not None and not current, it=it)
             if state.state == "finished" and ready:
                 out = state.detail
-                if not self.options.dry_run and (recorded or ("", ""))[1] != out:
-                    self.store.finish_step(*task.key, inputs, out)
+                if not self.options.dry_run and recorded != (inputs, out):
+                    self.store.finish_step(*task.key, inputs, out, time.monotonic() - started)
                 outputs[task.key] = out
                 state = TaskState(task, "finished")
             it.tasks.append(state)
@@ -188,13 +191,16 @@ class Engine:
     def refresh(self, it: Iteration) -> None:
         """Steps 1-3 of the module docstring, on light rows (no spec decoded)."""
         track.refresh_active(self.store, self.backend)
-        finals = [r for r in self.store.job_rows(statuses=FINAL_STATES) if not is_canary(r.name)]
+        rows = [r for r in self.store.job_rows() if not is_canary(r.name)]
         accepted, decisions = failures.failed_attempts(
-            self.store, self.backend, finals, self.policies, self.now(), self.handled())
+            self.store, self.backend, [r for r in rows if r.status.is_final], self.policies,
+            self.now(), self.handled())
         if accepted or decisions:
             self.store.record_outcomes(accepted)
             failures.apply(self.store, self.backend, decisions)
             self.outcomes = None
+        if not decisions:
+            self.grouped = group(rows)
         for decision in decisions:
             it.events.append(Event(f"{decision.record.stage.value} "
                                    f"{decision.record.particle.value}", decision.line(),
@@ -202,13 +208,12 @@ class Engine:
         for hole in sites.ban_black_holes(self.store, self.policies.black_holes):
             it.events.append(Event("", f"site {hole.site} banned: {hole.reason} "
                                    f"(run --unban {hole.site} lifts it)", "warning"))
-        active = [r for r in self.store.job_rows(statuses=track.ACTIVE_STATES)
-                  if not is_canary(r.name)]
+        active = [r for r in rows if r.status.is_active]
         it.held = watchdog.held(active, self.policies.held_after, self.now())
         if it.held:
             if self.options.restart_held and self.options.yes:
                 watchdog.restart(self.store, self.backend, it.held)
-                self.outcomes = None
+                self.outcomes = self.grouped = None
                 it.events.append(Event("", f"{len(it.held)} held job(s) killed and queued "
                                        "again", "warning"))
             else:
@@ -252,11 +257,17 @@ class Engine:
             return TaskState(task, "blocked", message)
 
     # --- grid steps ---------------------------------------------------------------------------
-    def rows(self, task: Task) -> list[JobRow]:
-        """The task's jobs, light (no spec)."""
+    def rows(self, task: Task, again: bool = False) -> list[JobRow]:
+        """The task's jobs, light (no spec): from this iteration's one read of every job, or
+        ``again`` from the state database (after a submission)."""
         stage, particle = self.subject(task)
-        return [r for r in self.store.job_rows(stage=stage, particle=particle)
+        if self.grouped is None:
+            self.grouped = group(self.store.job_rows())
+        if again:
+            self.grouped[stage, particle] = [
+                r for r in self.store.job_rows(stage=stage, particle=particle)
                 if not is_canary(r.name)]
+        return self.grouped.get((stage, particle), [])
 
     @staticmethod
     def subject(task: Task) -> tuple[Stage, Particle]:
@@ -279,7 +290,7 @@ class Engine:
             if report.submitted:
                 it.events.append(Event(str(task), f"{len(report.submitted)} job(s) submitted "
                                        "again"))
-            rows = self.rows(task)
+            rows = self.rows(task, again=True)
         elif due:
             return TaskState(task, "ready", f"would submit {len(due)} job(s) again")
         return self.grid_state(task, rows)
@@ -336,7 +347,7 @@ class Engine:
                                f"{len(report.submitted)} submitted, {report.skipped_existing} "
                                "skipped (output exists)"))
         self.outcomes = None
-        return self.grid_state(task, self.rows(task))
+        return self.grid_state(task, self.rows(task, again=True))
 
     def avoiding(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
         return sites.avoiding(self.store, specs, self.analysis.grid.GRID.banned_sites)
@@ -409,7 +420,7 @@ class Engine:
         stops = [d.record for d in decisions if d.action == "stop"]
         self.store.mark_failed([(r.name, "Empty output") for r in stops])
         failures.apply(self.store, self.backend, decisions)
-        self.outcomes = None
+        self.outcomes = self.grouped = None
         for decision in decisions:
             it.events.append(Event(str(task), decision.line(), "error"))
         return bool(decisions)
@@ -515,6 +526,15 @@ class Engine:
         for line in performance.overview_lines(report.summary):
             it.events.append(Event(str(task), line))
         return TaskState(task, "finished", file_digest([report.irf]))
+
+
+def group(rows: Sequence[JobRow]) -> dict[tuple[Stage, Particle], list[JobRow]]:
+    """Jobs by stage and particle, canaries left out."""
+    grouped: dict[tuple[Stage, Particle], list[JobRow]] = {}
+    for row in rows:
+        if not is_canary(row.name):
+            grouped.setdefault((row.stage, row.particle), []).append(row)
+    return grouped
 
 
 def run(engine: Engine, watch: bool, poll_seconds: float,

@@ -138,6 +138,8 @@ def failed_attempts(store: Store, backend: Backend, records: Sequence[Job],
     missing = [r.output_lfn for r in fresh
                if r.status == JobStatus.DONE and r.output_size is None]
     found = backend.metadata(missing) if missing else {}
+    store.set_output([(r.name, found[r.output_lfn].size, found[r.output_lfn].checksum)
+                      for r in fresh if r.output_lfn in found])
     for record in fresh:
         if record.status == JobStatus.DONE:
             if record.output_size is not None or record.output_lfn in found:
