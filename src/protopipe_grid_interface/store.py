@@ -642,6 +642,11 @@ class Store:
             rows.sort(key=lambda row: (row[7], row[0], row[1]))
         return [Outcome(*row) for row in rows]
 
+    def outcome_actions(self) -> dict[tuple[str, int], str]:
+        """(name, attempt) -> what was done about it, of every recorded outcome (light)."""
+        return {(str(n), int(a)): str(action) for n, a, action in
+                self.db.execute("SELECT name, attempt, action FROM outcomes")}
+
     def handled_attempts(self) -> set[tuple[str, int]]:
         """(name, attempt) of every attempt whose outcome is recorded."""
         return {(str(n), int(a)) for n, a in self.db.execute("SELECT name, attempt FROM outcomes")}

@@ -149,7 +149,7 @@ class Engine:
         self.now = now
         self.policies = analysis.grid.Run
         self.checked = False
-        self.outcomes: dict[tuple[str, int], Outcome] | None = None
+        self.actions: dict[tuple[str, int], str] | None = None
         self.grouped: dict[tuple[Stage, Particle], list[JobRow]] | None = None
         wanted = workflow.upstream(options.until) if options.until else None
         self.tasks = [t for t in workflow.order if wanted is None or t.step.name in wanted]
@@ -157,7 +157,7 @@ class Engine:
     # --- one iteration ------------------------------------------------------------------------
     def iterate(self) -> Iteration:
         it = Iteration()
-        self.outcomes = None
+        self.actions = None
         self.grouped = None
         if not self.options.dry_run:
             self.refresh(it)
@@ -194,13 +194,11 @@ class Engine:
         rows = [r for r in self.store.job_rows() if not is_canary(r.name)]
         accepted, decisions = failures.failed_attempts(
             self.store, self.backend, [r for r in rows if r.status.is_final], self.policies,
-            self.now(), self.handled())
-        if accepted or decisions:
-            self.store.record_outcomes(accepted)
-            failures.apply(self.store, self.backend, decisions)
-            self.outcomes = None
-        if not decisions:
-            self.grouped = group(rows)
+            self.now(), self.action_index().keys())
+        self.store.record_outcomes(accepted)
+        self.remember(accepted + failures.apply(self.store, self.backend, decisions))
+        self.grouped = group(rows)
+        self.reread([d.record.name for d in decisions])
         for decision in decisions:
             it.events.append(Event(f"{decision.record.stage.value} "
                                    f"{decision.record.particle.value}", decision.line(),
@@ -212,8 +210,8 @@ class Engine:
         it.held = watchdog.held(active, self.policies.held_after, self.now())
         if it.held:
             if self.options.restart_held and self.options.yes:
-                watchdog.restart(self.store, self.backend, it.held)
-                self.outcomes = self.grouped = None
+                self.remember(watchdog.restart(self.store, self.backend, it.held))
+                self.reread([h.record.name for h in it.held])
                 it.events.append(Event("", f"{len(it.held)} held job(s) killed and queued "
                                        "again", "warning"))
             else:
@@ -222,14 +220,25 @@ class Engine:
                 it.events.append(Event("", f"{len(it.held)} job(s) held: run --restart-held "
                                        "--yes kills and submits them again", "warning"))
 
-    def outcome_index(self) -> dict[tuple[str, int], Outcome]:
-        """Every recorded outcome by (job, attempt), read once until something is recorded."""
-        if self.outcomes is None:
-            self.outcomes = {(o.name, o.attempt): o for o in self.store.outcomes()}
-        return self.outcomes
+    def action_index(self) -> dict[tuple[str, int], str]:
+        """What was done about each handled attempt, read once an iteration."""
+        if self.actions is None:
+            self.actions = self.store.outcome_actions()
+        return self.actions
 
-    def handled(self) -> set[tuple[str, int]]:
-        return set(self.outcome_index())
+    def remember(self, outcomes: Sequence[Outcome]) -> None:
+        """Outcomes just recorded, added to this iteration's index."""
+        index = self.action_index()
+        for outcome in outcomes:
+            index[outcome.name, outcome.attempt] = outcome.action
+
+    def reread(self, names: Sequence[str]) -> None:
+        """Read these jobs again into this iteration's rows (their state just changed)."""
+        if not names or self.grouped is None:
+            return
+        fresh = {r.name: r for r in self.store.job_rows(names=names)}
+        for key, rows in self.grouped.items():
+            self.grouped[key] = [fresh.get(r.name, r) for r in rows]
 
     def advance(self, task: Task, ready: bool, stale: bool, it: Iteration) -> TaskState:
         """Move one task as far as it goes now; a finished task's detail is its outputs'
@@ -296,15 +305,16 @@ class Engine:
         return self.grid_state(task, rows)
 
     def grid_state(self, task: Task, rows: Sequence[JobRow]) -> TaskState:
-        outcomes = self.outcome_index()
-        stopped = [outcomes[r.name, r.attempts] for r in rows if r.status.is_final
-                   and (r.name, r.attempts) in outcomes
-                   and outcomes[r.name, r.attempts].action == "stop"]
+        actions = self.action_index()
+        stopped = [r for r in rows if r.status.is_final
+                   and actions.get((r.name, r.attempts)) == "stop"]
         if stopped:
+            first = next(o for o in self.store.outcomes([stopped[0].name])
+                         if o.attempt == stopped[0].attempts)
             return TaskState(task, "blocked", f"{len(stopped)} job(s) stopped the step: "
-                             f"{stopped[0].name}: {stopped[0].outcome}: {stopped[0].detail}")
+                             f"{first.name}: {first.outcome}: {first.detail}")
         done = [r for r in rows if r.status == JobStatus.DONE
-                and (r.name, r.attempts) in outcomes]
+                and (r.name, r.attempts) in actions]
         if len(done) == len(rows):
             return TaskState(task, "finished",
                              digest(sorted((r.name, r.output_checksum) for r in done)))
@@ -346,7 +356,6 @@ class Engine:
         it.events.append(Event(str(task), f"{len(specs)} job(s) planned, "
                                f"{len(report.submitted)} submitted, {report.skipped_existing} "
                                "skipped (output exists)"))
-        self.outcomes = None
         return self.grid_state(task, self.rows(task, again=True))
 
     def avoiding(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
@@ -419,8 +428,8 @@ class Engine:
             names[Path(record.spec.output_lfn).name].unlink(missing_ok=True)
         stops = [d.record for d in decisions if d.action == "stop"]
         self.store.mark_failed([(r.name, "Empty output") for r in stops])
-        failures.apply(self.store, self.backend, decisions)
-        self.outcomes = self.grouped = None
+        self.remember(failures.apply(self.store, self.backend, decisions))
+        self.reread([r.name for r in empty])
         for decision in decisions:
             it.events.append(Event(str(task), decision.line(), "error"))
         return bool(decisions)

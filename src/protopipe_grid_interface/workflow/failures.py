@@ -11,7 +11,7 @@ What ``run`` does about a failure is its class' policy (grid.yaml's ``Run.failur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -101,10 +101,10 @@ def log_tail(backend: Backend, record: Job, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-def apply(store: Store, backend: Backend, decisions: Sequence[Decision]) -> None:
+def apply(store: Store, backend: Backend, decisions: Sequence[Decision]) -> list[Outcome]:
     """Carry out decisions: before a retry, the failed attempt's outputs are removed from the
     catalog and storage (a retried job must not meet the partial output its first attempt
-    left), then it goes back to the queue; every outcome is recorded."""
+    left), then it goes back to the queue; every outcome is recorded (and returned)."""
     retries = [d for d in decisions if d.action == "retry"]
     outputs = [d.record.output_lfn for d in retries]
     present = backend.metadata(outputs)
@@ -115,14 +115,15 @@ def apply(store: Store, backend: Backend, decisions: Sequence[Decision]) -> None
         store.mark_planned([decision.record.name],
                            f"retry after {decision.failure.value} failure",
                            decision.not_before.isoformat(timespec="seconds"))
-    store.record_outcomes([Outcome(d.record.name, d.record.attempts, d.record.backend_id,
-                                   d.record.site, d.failure.value, d.detail, d.action)
-                           for d in decisions])
+    outcomes = [Outcome(d.record.name, d.record.attempts, d.record.backend_id, d.record.site,
+                        d.failure.value, d.detail, d.action) for d in decisions]
+    store.record_outcomes(outcomes)
+    return outcomes
 
 
 def failed_attempts(store: Store, backend: Backend, records: Sequence[Job],
                     policies: RunSection, now: datetime,
-                    handled: set[tuple[str, int]] | None = None
+                    handled: Collection[tuple[str, int]] | None = None
                     ) -> tuple[list[Outcome], list[Decision]]:
     """The finished attempts of ``records`` not handled yet: Done ones whose output is in
     the catalog are accepted (returned as outcomes to record); a Done job without its output

@@ -42,7 +42,7 @@ def held(records: Sequence[JobRow | JobRecord], limits: Mapping[JobStatus, float
     return found
 
 
-def restart(store: Store, backend: Backend, jobs: Sequence[Held]) -> None:
+def restart(store: Store, backend: Backend, jobs: Sequence[Held]) -> list[Outcome]:
     """Kill the held jobs, remove what outputs they left, put them back in the queue (recorded
     as their outcome)."""
     ids = [h.record.backend_id for h in jobs if h.record.backend_id is not None]
@@ -52,5 +52,7 @@ def restart(store: Store, backend: Backend, jobs: Sequence[Held]) -> None:
     if left:
         backend.remove(sorted(left))
     store.mark_planned([h.record.name for h in jobs], "held too long: submitted again")
-    store.record_outcomes([Outcome(h.record.name, h.record.attempts, h.record.backend_id,
-                                   h.record.site, "held", h.line(), "retry") for h in jobs])
+    outcomes = [Outcome(h.record.name, h.record.attempts, h.record.backend_id, h.record.site,
+                        "held", h.line(), "retry") for h in jobs]
+    store.record_outcomes(outcomes)
+    return outcomes
