@@ -22,6 +22,7 @@ from analysis_configs import write_configs
 
 from protopipe_grid_interface.backends.faults import HOLD, Fault
 from protopipe_grid_interface.backends.local import DEFAULT_SITES, LocalBackend
+from protopipe_grid_interface.cli.main import main
 from protopipe_grid_interface.config import set_yaml_values
 from protopipe_grid_interface.models import FailureClass, JobStatus, Particle, Stage
 from protopipe_grid_interface.store import JobRecord, Store
@@ -188,3 +189,44 @@ def test_a_retried_jobs_partial_output_is_gone_before_the_retry(ws: Workspace) -
     assert job.status == JobStatus.PLANNED
     assert datetime.fromisoformat(job.not_before) > datetime.now(UTC)
     assert ws.backend.metadata([job.spec.output_lfn]) == {}
+
+
+# --- the command ---------------------------------------------------------------------------------
+def command(ws: Workspace, *extra: str) -> list[str]:
+    return ["run", "-m", str(ws.analysis.tree.metadata_file), "--backend", "local",
+            "--local-root", str(ws.backend.root), "--payload-env", str(ws.env), *extra]
+
+
+def test_run_dry_run_shows_the_next_actions_and_submits_nothing(
+        ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(command(ws, "--dry-run")) == 0
+
+    shown = capsys.readouterr().out
+    assert "training-energy gamma: ready: would check" in shown and "submit 4 job(s)" in shown
+    assert "regressor: waiting: needs collect-training-energy gamma" in shown
+    assert ws.backend.select_jobs() == [] and ws.store.jobs() == []
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (("--until", "training"), "--until training: not a step of"),
+    (("--unban", "LCG.Nowhere.xx"), "--unban LCG.Nowhere.xx: not a banned site"),
+])
+def test_run_refuses_a_bad_argument_in_one_line(
+        ws: Workspace, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...],
+        expected: str) -> None:
+    assert main(command(ws, *extra)) == 2
+
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and expected in errors[0]
+    assert ws.backend.select_jobs() == []
+
+
+def test_run_watch_that_ends_blocked_exits_6_naming_the_step(
+        ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.backend.inject(Fault(FailureClass.APPLICATION, job_name="*run104"))
+
+    assert main(command(ws, "--watch", "--poll", "0.2", "--until",
+                        "collect-training-energy")) == 6
+
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "training-energy gamma: 1 job(s) stopped the step" in errors[0]

@@ -54,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
                           lambda it: show(it, shown))
         if args.restart_held and last.held and not args.yes:
             console.print("nothing restarted: add --yes to kill and submit them again")
-    task_table(last.tasks)
+    if args.dry_run:
+        for state in last.tasks:
+            style = STATE_STYLE[state.state]
+            text = f"{state.task}: {state.state}" + (f": {state.detail}" if state.detail else "")
+            console.print(Text(text, style=style), soft_wrap=True)
+    else:
+        task_table(last.tasks)
     if last.stuck:
         raise BlockedError("\n".join(f"{t.task}: {t.detail}" for t in last.blocked))
     if last.finished:
