@@ -10,11 +10,12 @@ Both figures come from the same run's own records:
   the workflow finished (its ``steps`` table);
 - **critical path**: the longest chain through the workflow file's tasks, each weighing what
   could not be avoided by a perfect orchestrator given the same backend: a grid task its
-  canary's run (Running to Done, where it ran one) plus its jobs' execution span (the first
-  Running to the last Done, as the local backend's own job history records them: a queue the
-  backend's cores impose is the backend's, not the orchestration's); a local task (download
-  and merge after the stage's last job, enlargement, a model, an upload, the IRFs) the seconds
-  it took, as ``run`` recorded them.
+  stage's canary run (Running to Done) plus the execution of the stage up to its particle's
+  last job (from the stage's first Running to that last Done, as the local backend's own job
+  history records them: a queue the backend's cores impose on the stage's jobs is the
+  backend's, not the orchestration's); a local task (download and merge after the stage's last
+  job, enlargement, a model, an upload, the IRFs) the seconds it took, as ``run`` recorded
+  them.
 
 The overhead is wall / critical path - 1: submission, polling, waiting between steps. The
 target (issue 13) is within 15 %.
@@ -80,10 +81,13 @@ def measure(workdir: Path) -> int:
         if task.step.kind == "grid":
             stage, particle = task.step.stage, task.particle
             assert stage is not None and particle is not None
-            mine = [name for name, st, pa in jobs if (st, pa) == (stage.value, particle.value)]
-            runs = [spans[name] for name in mine if name in spans and not name.endswith("_canary")]
-            canaries = [spans[name] for name in mine if name in spans and name.endswith("_canary")]
-            weight[task.key] = (max(end for _, end in runs) - min(start for start, _ in runs)
+            stage_jobs = [(name, pa) for name, st, pa in jobs
+                          if st == stage.value and name in spans]
+            runs = [spans[name] for name, _ in stage_jobs if not name.endswith("_canary")]
+            mine = [spans[name] for name, pa in stage_jobs
+                    if pa == particle.value and not name.endswith("_canary")]
+            canaries = [spans[name] for name, _ in stage_jobs if name.endswith("_canary")]
+            weight[task.key] = (max(end for _, end in mine) - min(start for start, _ in runs)
                                 + sum(end - start for start, end in canaries))
         else:
             weight[task.key] = steps[task.key][1]
