@@ -23,7 +23,7 @@ from test_canary import write_output
 
 from protopipe_grid_interface.backends.fake import SITE, FakeBackend
 from protopipe_grid_interface.config import BlackHolePolicy, set_yaml_values
-from protopipe_grid_interface.exceptions import ConfigError
+from protopipe_grid_interface.exceptions import ConfigError, TransientBackendError
 from protopipe_grid_interface.models import JobStatus, Particle, Stage
 from protopipe_grid_interface.store import Outcome, Store
 from protopipe_grid_interface.workflow import engine, sites
@@ -158,6 +158,26 @@ def test_a_run_killed_inside_the_submission_sends_no_job_twice(
     last = ws.run()
 
     assert last.finished and len(ws.backend_jobs()) == 3 and merged_rows(ws) == 15
+
+
+def test_a_backend_away_for_a_while_is_waited_for_by_watch(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = ws.backend.status, []
+
+    def away_twice(ids: list[int]) -> object:
+        calls.append(1)
+        if len(calls) in (1, 2):
+            raise TransientBackendError("the backend did not answer")
+        return real(ids)
+
+    monkeypatch.setattr(ws.backend, "status", away_twice)
+    seen: list[engine.Iteration] = []
+
+    last = engine.run(ws.engine(), watch=True, poll_seconds=0.02, on_iteration=seen.append)
+
+    assert last.finished and merged_rows(ws) == 15 and len(ws.backend_jobs()) == 3
+    away = [it for it in seen if any("did not answer" in e.message for e in it.events)]
+    assert len(away) == 2 and not any(it.finished for it in away)
 
 
 # --- failures by class ---------------------------------------------------------------------------

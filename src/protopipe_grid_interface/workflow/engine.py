@@ -36,7 +36,7 @@ from typing import Literal
 from ..atomic import write_atomic
 from ..backends.base import Backend
 from ..checksums import adler32
-from ..exceptions import InputError, PipelineError
+from ..exceptions import InputError, PipelineError, TransientBackendError
 from ..models import FailureClass, JobSpec, JobStatus, Particle, Stage
 from ..paths import merged_file_name
 from ..store import JobRow, Outcome, Store
@@ -113,7 +113,7 @@ class Iteration:
 
     @property
     def finished(self) -> bool:
-        return all(t.state == "finished" for t in self.tasks)
+        return bool(self.tasks) and all(t.state == "finished" for t in self.tasks)
 
     @property
     def blocked(self) -> list[TaskState]:
@@ -149,6 +149,8 @@ class Engine:
         self.now = now
         self.policies = analysis.grid.Run
         self.checked = False
+        #: held jobs already flagged by this run
+        self.flagged: set[str] = set()
         self.actions: dict[tuple[str, int], str] | None = None
         self.grouped: dict[tuple[Stage, Particle], list[JobRow]] | None = None
         wanted = workflow.upstream(options.until) if options.until else None
@@ -217,11 +219,13 @@ class Engine:
                 self.reread([h.record.name for h in it.held])
                 it.events.append(Event("", f"{len(it.held)} held job(s) killed and queued "
                                        "again", "warning"))
-            else:
-                for entry in it.held[:10]:
+            elif {h.record.name for h in it.held} - self.flagged:  # said once, not each poll
+                new = [h for h in it.held if h.record.name not in self.flagged]
+                for entry in new[:10]:
                     it.events.append(Event("", f"held: {entry.line()}", "warning"))
                 it.events.append(Event("", f"{len(it.held)} job(s) held: run --restart-held "
                                        "--yes kills and submits them again", "warning"))
+                self.flagged |= {h.record.name for h in new}
 
     def action_index(self) -> dict[tuple[str, int], str]:
         """What was done about each handled attempt, read once an iteration."""
@@ -263,6 +267,8 @@ class Engine:
             if kind == "upload":
                 return self.upload(task, it)
             return self.performance(task, it)
+        except TransientBackendError:
+            raise  # not the task's doing: the iteration is tried again (see run)
         except PipelineError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
             it.events.append(Event(str(task), message, "error"))
@@ -555,7 +561,13 @@ def run(engine: Engine, watch: bool, poll_seconds: float,
     """Iterate once, or with ``watch`` until the analysis is finished or nothing can move
     without the user; an iteration that did local work is followed at once."""
     while True:
-        it = engine.iterate()
+        try:
+            it = engine.iterate()
+        except TransientBackendError as exc:  # the backend is away: with --watch, wait for it
+            if not watch:
+                raise
+            it = Iteration(events=[Event("", f"{exc.message}; trying again in "
+                                             f"{poll_seconds:.0f} s", "warning")])
         if on_iteration is not None:
             on_iteration(it)
         if not watch or it.finished or it.stuck or engine.options.dry_run:
