@@ -159,7 +159,7 @@ def test_an_input_lfn_without_replica_is_failed_by_dirac_as_input_data_and_handl
     assert again.status == JobStatus.PLANNED
     assert again.not_before == retry.not_before.isoformat(timespec="seconds")
     # DIRAC failed it before any site ("ANY"): the retry avoids no site, none is named
-    assert sites.avoiding(box.store, [again.spec])[0].banned_sites == ()
+    assert sites.avoiding(box.store, [again.spec], ())[0].banned_sites == ()
     assert retry.line() == f"{retried.name} (attempt 1) failed: input data; retried"
     # a policy of stop: the job stays Failed, the detail carries DIRAC's words and its record
     assert (stop.failure, stop.action, stop.not_before) == (FailureClass.INPUT_DATA, "stop",
