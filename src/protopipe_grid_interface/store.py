@@ -690,10 +690,6 @@ class Store:
         return {(step, particle): (digest, outputs) for step, particle, digest, outputs in
                 self.db.execute("SELECT step, particle, digest, detail FROM steps")}
 
-    def unfinish_steps(self, keys: Sequence[tuple[str, str]]) -> None:
-        with self.transaction() as db:
-            db.executemany("DELETE FROM steps WHERE step = ? AND particle = ?", list(keys))
-
     def fingerprint(self, stage: Stage, particle: Particle) -> dict[str, str] | None:
         row = self.db.execute("SELECT inputs FROM fingerprints WHERE stage = ? AND particle = ?",
                               (stage.value, particle.value)).fetchone()
