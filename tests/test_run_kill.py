@@ -1,9 +1,13 @@
 """``run`` killed with SIGKILL at five random moments of the demo, then ``run --watch``: no job
 sent twice, every output present once, the same results as a demo never interrupted.
 
-The demo runs real protopipe on the local backend (minutes): this test is marked ``demo`` and
-run by ``.ci/run`` after the uninterrupted demo, whose folder it compares with
-(``PGI_REFERENCE_DEMO``; without it, only the invariants are checked). Each kill takes the
+The demo runs real protopipe on the local backend (minutes): this test is marked ``demo``, left
+out of the test command and of CI (beside CI's DIRAC demo it takes CI past its 30 minutes), and
+run by hand after an uninterrupted demo, whose folder it compares with::
+
+    PGI_REFERENCE_DEMO=demo-analysis .venv/bin/pytest -m demo -s tests/test_run_kill.py
+
+(without ``PGI_REFERENCE_DEMO`` only the invariants are checked). Each kill takes the
 demo's whole process group (the command and the local protopipe steps it started, as a killed
 session would); the local backend's jobs run in sessions of their own and go on, as grid jobs
 do. The moments are drawn from ``PGI_KILL_SEED`` (printed), after the workflow has started.
