@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from ..exceptions import BlockedError, InputError
-from ..workflow import engine, sites
+from ..workflow import engine
 from ..workflow.engine import Event, Iteration, TaskState
 from .common import console, payload_env, session
 
@@ -38,31 +37,22 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with session(args) as s:
-        for site in args.unban:
-            sites.unban(s.store, site)
-            console.print(f"ban of {site} lifted")
-        workflow = engine.open_workflow(s.analysis)
-        if args.until and args.until not in workflow.steps:
-            raise InputError(f"--until {args.until}: not a step of "
-                               f"{s.analysis.tree.root / 'workflow.yaml'}",
-                               f"steps: {', '.join(workflow.steps)}")
         options = engine.RunOptions(payload_env(args, s.analysis), args.until, args.dry_run,
                                     args.yes, args.restart_held)
-        runner = engine.Engine(s.analysis, s.store, s.backend, workflow, options)
         shown: dict[str, str] = {}
-        last = engine.run(runner, args.watch, args.poll or s.analysis.grid.Run.poll_seconds,
-                          lambda it: show(it, shown))
-        if args.restart_held and last.held and not args.yes:
-            console.print("nothing restarted: add --yes to kill and submit them again")
+        last = engine.run_analysis(s.analysis, s.store, s.backend, options, args.watch,
+                                   args.poll, lambda it: show(it, shown), args.unban)
+    for site in args.unban:
+        console.print(f"ban of {site} lifted")
+    if args.restart_held and last.held and not args.yes:
+        console.print("nothing restarted: add --yes to kill and submit them again")
     if args.dry_run:
         for state in last.tasks:
-            style = STATE_STYLE[state.state]
             text = f"{state.task}: {state.state}" + (f": {state.detail}" if state.detail else "")
-            console.print(Text(text, style=style), soft_wrap=True)
+            console.print(Text(text, style=STATE_STYLE[state.state]), soft_wrap=True)
     else:
         task_table(last.tasks)
-    if last.stuck:
-        raise BlockedError("\n".join(f"{t.task}: {t.detail}" for t in last.blocked))
+    engine.check_moving(last)
     if last.finished:
         console.print("[green]the analysis is finished[/green]")
     return 0

@@ -27,7 +27,7 @@ from ..atomic import write_atomic
 from ..backends import open_backend
 from ..backends.base import Backend
 from ..config import SoftwareSection, set_yaml_values
-from ..exceptions import BlockedError, InputError
+from ..exceptions import InputError
 from ..models import Particle
 from ..paths import analyses_directory
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
@@ -140,15 +140,11 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
                               for stage_list, _ in split))
     store = analysis.store()
     try:
-        options = engine.RunOptions(env, yes=True)
-        runner = engine.Engine(analysis, store, backend, engine.open_workflow(analysis), options)
-        last = engine.run(runner, watch=True, poll_seconds=analysis.grid.Run.poll_seconds,
-                          on_iteration=on_iteration)
+        last = engine.run_analysis(analysis, store, backend, engine.RunOptions(env, yes=True),
+                                   watch=True, on_iteration=on_iteration)
     finally:
         store.close()
-    if not last.finished:
-        raise BlockedError("\n".join(f"{t.task}: {t.detail}" for t in last.blocked) or
-                           "the demo's analysis did not finish")
+    engine.check_moving(last)
     tree = analysis.tree
     outputs = {"analysis": tree.root, "IRFs": tree.dl3 / "performance_demo.fits.gz",
                "state database": tree.state_db}

@@ -36,7 +36,7 @@ from typing import Literal
 from ..atomic import write_atomic
 from ..backends.base import Backend
 from ..checksums import adler32
-from ..exceptions import InputError, PipelineError, TransientBackendError
+from ..exceptions import BlockedError, InputError, PipelineError, TransientBackendError
 from ..models import FailureClass, JobSpec, JobStatus, Particle, Stage
 from ..paths import merged_file_name
 from ..store import JobRow, Outcome, Store
@@ -583,3 +583,27 @@ def open_workflow(analysis: Analysis) -> Workflow:
     if not path.is_file():
         write_atomic(path, template())
     return load_workflow(path)
+
+
+def run_analysis(analysis: Analysis, store: Store, backend: Backend, options: RunOptions,
+                 watch: bool, poll_seconds: float | None = None,
+                 on_iteration: Callable[[Iteration], None] | None = None,
+                 unban: Sequence[str] = ()) -> Iteration:
+    """``protopipe-grid run``: lift the bans asked, check ``--until`` against the workflow
+    file, then :func:`run` (polling every ``Run.poll_seconds`` unless told otherwise)."""
+    for site in unban:
+        sites.unban(store, site)
+    workflow = open_workflow(analysis)
+    if options.until and options.until not in workflow.steps:
+        raise InputError(f"--until {options.until}: not a step of "
+                         f"{analysis.tree.root / FILE_NAME}",
+                         f"steps: {', '.join(workflow.steps)}")
+    runner = Engine(analysis, store, backend, workflow, options)
+    return run(runner, watch, poll_seconds or analysis.grid.Run.poll_seconds, on_iteration)
+
+
+def check_moving(last: Iteration) -> None:
+    """Raise :class:`BlockedError`, one line per blocked step, when nothing can move without
+    the user."""
+    if last.stuck:
+        raise BlockedError("\n".join(f"{t.task}: {t.detail}" for t in last.blocked))
