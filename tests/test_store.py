@@ -284,8 +284,8 @@ def test_jobs_filters_and_counts(store: Store, job_spec: Callable[..., JobSpec])
     assert [r.name for r in store.jobs(stage=Stage.DL2, statuses=[JobStatus.PLANNED])] == [
         "g1", "g2"]
     assert [r.name for r in store.jobs(names=["p1", "g0", "nope"])] == ["g0", "p1"]
-    assert store.counts() == [("dl2", "gamma", "Planned", 2), ("dl2", "gamma", "Received", 1),
-                              ("training-classification", "proton", "Planned", 2)]
+    assert store.counts() == [("dl2", "gamma", "Planned", 2, 0), ("dl2", "gamma", "Received", 1, 0),
+                              ("training-classification", "proton", "Planned", 2, 0)]
 
 
 def test_downloads_manifest_keeps_the_latest_outcome(store: Store, tmp_path: Path) -> None:

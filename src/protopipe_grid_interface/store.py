@@ -163,6 +163,8 @@ MIGRATIONS: dict[int, str] = {
 STAGES = {stage.value: stage for stage in Stage}
 PARTICLES = {particle.value: particle for particle in Particle}
 STATUSES = {status.value: status for status in JobStatus}
+#: SQL: a job that is not a stage's canary (``plan.CANARY_SUFFIX``)
+NOT_CANARY = "name NOT LIKE '%\\_canary' ESCAPE '\\'"
 
 
 def now() -> str:
@@ -440,11 +442,44 @@ class Store:
                  updated, not_before) in rows
         ]
 
-    def counts(self) -> list[tuple[str, str, str, int]]:
-        """(stage, particle, status, number of jobs) for a summary table."""
-        rows = self.db.execute("SELECT stage, particle, status, COUNT(*) FROM jobs "
-                               "GROUP BY stage, particle, status ORDER BY stage, particle, status")
-        return [(s, p, st, int(n)) for s, p, st, n in rows]
+    def counts(self) -> list[tuple[str, str, str, int, int]]:
+        """(stage, particle, status, jobs, bytes of their outputs in the catalog), canary jobs
+        left out (the status screen and the report)."""
+        rows = self.db.execute(
+            "SELECT stage, particle, status, COUNT(*), COALESCE(SUM(output_size), 0) FROM jobs "
+            f"WHERE {NOT_CANARY} GROUP BY stage, particle, status "
+            "ORDER BY stage, particle, status")
+        return [(s, p, st, int(n), int(size)) for s, p, st, n, size in rows]
+
+    def outcome_counts(self) -> list[tuple[str, str, str, str, int]]:
+        """(stage, particle, site, outcome, attempts) of every recorded outcome."""
+        rows = self.db.execute(
+            "SELECT j.stage, j.particle, o.site, o.outcome, COUNT(*) FROM outcomes o "
+            "JOIN jobs j ON j.name = o.name GROUP BY j.stage, j.particle, o.site, o.outcome "
+            "ORDER BY j.stage, j.particle, o.site, o.outcome")
+        return [(s, p, site, outcome, int(n)) for s, p, site, outcome, n in rows]
+
+    def download_counts(self) -> list[tuple[str, str, int, int]]:
+        """(stage, particle, files, bytes) of the outputs downloaded and verified here."""
+        rows = self.db.execute(
+            "SELECT j.stage, j.particle, COUNT(*), SUM(d.size) FROM downloads d JOIN jobs j "
+            "ON j.output_lfn = d.lfn WHERE d.state IN ('fetched', 'present') "
+            "GROUP BY j.stage, j.particle ORDER BY j.stage, j.particle")
+        return [(s, p, int(n), int(size)) for s, p, n, size in rows]
+
+    def transitions(self) -> list[tuple[str, str, str, str, str]]:
+        """(name, stage, particle, status, time) of every recorded state change of a job
+        (canaries left out), in the order they were recorded."""
+        rows = self.db.execute(
+            "SELECT h.name, j.stage, j.particle, h.status, h.time FROM history h JOIN jobs j "
+            f"ON j.name = h.name WHERE {NOT_CANARY.replace('name', 'h.name')} "
+            "ORDER BY h.rowid")
+        return [(n, s, p, st, t) for n, s, p, st, t in rows]
+
+    def done_times(self) -> list[str]:
+        """When each job became Done (ISO 8601, UTC), oldest first (throughput)."""
+        return [t for (t,) in self.db.execute(
+            f"SELECT time FROM history WHERE status = 'Done' AND {NOT_CANARY} ORDER BY time")]
 
     def known_backend_ids(self, names: Sequence[str]) -> set[int]:
         ids: set[int] = set()

@@ -413,8 +413,8 @@ def demo(args: argparse.Namespace) -> int:
     result = demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh,
                                lambda text: print_lines([text]), lambda it: show(it, shown),
                                args.backend)
-    with recorded(result.analysis) as store:
-        render.status_table(store.jobs())
+    with existing_store(result.analysis) as store:
+        render.status_table(store.jobs() if store else [])
     render.outputs_table(result.outputs)
     print_lines([f"demo finished in {time.monotonic() - start:.0f} s"])
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..models import Particle, Stage
 from . import commands
 from . import run as run_command
+from . import status as status_command
 from .common import ArgumentParser, add_backend_options, duration, positive_int, run, version_text
 from .doctor import register as register_doctor
 
@@ -199,6 +200,14 @@ def build_parser() -> ArgumentParser:
     p = verb(nouns, "run", "the whole analysis, step after step of its workflow.yaml; "
              "failures handled by their cause", run_command.run)
     run_command.register(p)
+
+    p = verb(nouns, "status", "where the analysis stands: each step's jobs, failures by class, "
+             "sites, outputs, what run does next, the time left", status_command.status)
+    status_command.register(p)
+    p = verb(nouns, "report", "write the analysis' report: one HTML file, plots included, "
+             "that opens offline", status_command.write_report)
+    p.add_argument("--output", "-o", type=Path, help="where (default: report.html in the "
+                   "analysis folder)")
 
     p = verb(nouns, "demo", "a whole analysis on the local backend, real protopipe",
              commands.demo, analysis=False, backend=False)

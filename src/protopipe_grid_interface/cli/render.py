@@ -13,6 +13,7 @@ from rich.table import Table
 from ..models import JobStatus, Particle, RemoteFile, Stage
 from ..paths import AnalysisTree
 from ..store import JobRecord
+from ..text import duration_text
 from ..workflow import performance
 from ..workflow.canary import CanaryPlan
 from ..workflow.collect import CollectReport, MergeResult
@@ -261,24 +262,15 @@ def stuck_lines(cause: Stuck, records: Sequence[JobRecord], metadata: Path,
             what, todo = "not submitted yet", f"submit them: {submit}"
         elif cause == Stuck.UNCONFIRMED:
             what = (f"created by an interrupted submission and never confirmed "
-                    f"(for more than {minutes(min(stuck_after, UNCONFIRMED_LIMIT))})")
+                    f"(for more than {duration_text(min(stuck_after, UNCONFIRMED_LIMIT))})")
             todo = f"confirm them: {submit}"
         else:
-            what = f"without a change of state for more than {minutes(stuck_after)}"
+            what = f"without a change of state for more than {duration_text(stuck_after)}"
             todo = (f"look at them (protopipe-grid jobs status -m {metadata}), then kill and "
                     "resubmit them (jobs kill, jobs resubmit)")
         lines.append(f"{len(mine)} {stage.value} job(s) {what} ({states}): {names_text(mine)}; "
                      f"{todo}")
     return lines
-
-
-def minutes(seconds: float) -> str:
-    """A duration as people say it: 45 s, 5 min, 24 h."""
-    if seconds < 120:
-        return f"{seconds:g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:g} min"
-    return f"{seconds / 3600:g} h"
 
 
 def failures_table(records: Sequence[JobRecord], tails: dict[str, str]) -> None:

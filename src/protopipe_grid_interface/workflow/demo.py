@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+from .. import report
 from ..atomic import write_atomic
 from ..backends import open_backend
 from ..backends.base import Backend
@@ -33,6 +34,7 @@ from ..paths import analyses_directory
 from ..software import check_payload_env, default_demo_data, default_payload_env, example_configs
 from . import engine, steps, upload
 from .analysis import Analysis
+from .session import recorded
 from .split import DEFAULT_FRACTIONS, SplitInput
 from .tree import create_analysis
 
@@ -138,16 +140,15 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
                             for particle in Particle], overwrite=True)
     say("split: " + ", ".join(f"{stage_list.path.name} ({len(stage_list.lfns)})"
                               for stage_list, _ in split))
-    store = analysis.store()
-    try:
+    with recorded(analysis, backend) as store:
         last = engine.run_analysis(analysis, store, backend, engine.RunOptions(env, yes=True),
                                    watch=True, on_iteration=on_iteration)
-    finally:
-        store.close()
-    engine.check_moving(last)
+        written = report.write(analysis, store, backend)  # blocked or not: it shows where
+        say(f"report: {written}")
+        engine.check_moving(last)
     tree = analysis.tree
     outputs = {"analysis": tree.root, "IRFs": tree.dl3 / "performance_demo.fits.gz",
-               "state database": tree.state_db}
+               "report": written, "state database": tree.state_db}
     if backend.name == "local":
         outputs["local grid"] = local_root
     return DemoResult(analysis, outputs)

@@ -187,7 +187,8 @@ class Engine:
                     self.store.finish_step(*task.key, inputs, out, time.monotonic() - started)
                 outputs[task.key] = out
                 state = TaskState(task, "finished")
-            elif task.step.kind == "grid" and state.state == "running" and not current:
+            elif (task.step.kind == "grid" and state.state == "running" and not current
+                  and not self.options.dry_run):
                 # submitted from these inputs: a change upstream from now on makes it stale
                 self.store.finish_step(*task.key, inputs)
             it.tasks.append(state)
