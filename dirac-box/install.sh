@@ -40,7 +40,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "    installing: ${missing[*]}"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
+  # waits for the dpkg lock: scripts/install-browser.sh may install chromium meanwhile
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${APT_PKGS[@]}" >/dev/null
 fi
 # Debian's mariadb-server package may have started (and enabled) its own server on :3306; the box runs
 # its own mariadbd on 127.0.0.1:$BOX_MYSQL_PORT with its own datadir and does not touch that one.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Every test: the package and local-backend suite, then the DIRAC suite against a live DIRAC
 # server on 127.0.0.1 (dirac-box/, brought up meanwhile, in the background, if it is not
-# running: ~3-4 min the first time; its log: $BOX_ROOT/logs/up.log).
+# running: ~3-4 min the first time; its log: $BOX_ROOT/logs/up.log). Chromium first, if missing.
 #   bash scripts/test.sh                the two suites
 #   SKIP_DIRAC=1 bash scripts/test.sh   the first suite only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BOX_ROOT=${BOX_ROOT:-/tmp/dirac-box}
+# headless Chromium for the report's page check; before the box starts its own apt-get
+bash scripts/install-browser.sh
 if [ "${SKIP_DIRAC:-0}" != 1 ]; then
   mkdir -p "$BOX_ROOT/logs"
   bash dirac-box/up.sh --project >"$BOX_ROOT/logs/up.log" 2>&1 &
