@@ -142,6 +142,14 @@ def test_the_canary_is_the_first_job_on_its_first_file_with_its_own_name_and_out
     assert shortened != canary_job(replace(first, name="x" * (MAX_JOB_NAME - 1) + "y")).name
 
 
+def test_a_stage_of_fewer_jobs_than_a_canary_saves_runs_none(ws: Workspace) -> None:
+    small = canary.plan(ws.store, ws.specs, "backend", stage_jobs=canary.MIN_STAGE_JOBS - 1)
+    assert small.canary is None and "2 job(s) in all" in small.reason
+    assert canary.plan(ws.store, ws.specs, "backend",
+                       stage_jobs=canary.MIN_STAGE_JOBS).canary == ws.canary
+    assert canary.plan(ws.store, ws.specs, "backend").canary == ws.canary  # size not known
+
+
 # --- outcomes -----------------------------------------------------------------------------------
 def test_an_empty_canary_output_stops_the_stage_before_the_rest_is_submitted(
         ws: Workspace) -> None:

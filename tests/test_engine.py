@@ -99,6 +99,11 @@ class Workspace:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
+    yield from workspace(tmp_path)
+
+
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """The analysis of the module docstring (for ``test_report.py`` too)."""
     script = Script()
     backend = FakeBackend(tmp_path / "fake", programs={"protopipe-TRAINING": script},
                           max_parallel=2)

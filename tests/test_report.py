@@ -8,6 +8,7 @@ import json
 import math
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 from browser import open_page
-from test_engine import Workspace, ws  # noqa: F401 - the fixture
+from test_engine import Workspace, workspace
 from test_performance import irf_file
 
 from protopipe_grid_interface import report
@@ -26,6 +27,11 @@ from protopipe_grid_interface.workflow import engine, overview, performance
 from protopipe_grid_interface.workflow.results import merge_step
 
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    yield from workspace(tmp_path)
 
 
 def stalled_once(ws: Workspace) -> None:

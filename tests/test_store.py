@@ -96,6 +96,9 @@ def test_a_version_1_database_is_migrated_and_tells_our_submitting_from_diracs(
     raw.execute("ALTER TABLE downloads DROP COLUMN mtime_ns")  # new in version 3
     raw.execute("DROP TABLE merges")
     raw.execute("ALTER TABLE jobs DROP COLUMN not_before")  # new in version 5
+    raw.execute("ALTER TABLE jobs ADD COLUMN spec TEXT NOT NULL DEFAULT ''")  # apart since 6
+    raw.execute("UPDATE jobs SET spec = (SELECT spec FROM specs WHERE specs.name = jobs.name)")
+    raw.execute("DROP TABLE specs")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
@@ -107,6 +110,7 @@ def test_a_version_1_database_is_migrated_and_tells_our_submitting_from_diracs(
                        running: JobStatus.RUNNING}
     assert [h[0] for h in migrated.history(diracs)] == ["Sending", "Received", "Submitting"]
     assert [h[0] for h in migrated.history(ours)] == ["Sending"]
+    assert {r.name: r.spec for r in migrated.jobs()} == {s.name: s for s in specs}
     migrated.record_downloads([Download("/vo/a", tmp_path / "a", 1, "00000001", "fetched", 5)])
     assert migrated.downloads()["/vo/a"].mtime_ns == 5
     migrated.close()

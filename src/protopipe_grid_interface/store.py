@@ -24,7 +24,7 @@ from .exceptions import DataError
 from .iterutils import chunked
 from .models import JobSpec, JobState, JobStatus, Particle, Stage, content_hash
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -32,7 +32,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     stage TEXT NOT NULL,
     particle TEXT NOT NULL,
     spec_hash TEXT NOT NULL,
-    spec TEXT NOT NULL,
     output_lfn TEXT NOT NULL UNIQUE,
     backend TEXT,
     backend_id INTEGER,
@@ -48,8 +47,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs(stage, particle);
 CREATE INDEX IF NOT EXISTS jobs_by_backend_id ON jobs(backend, backend_id);
--- the active jobs without a scan of every row (each row holds its spec), and counts()
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, stage, particle);
+-- each job's spec (kilobytes: its commands and input LFNs) apart, so that reading the jobs'
+-- states (100,000 rows at every poll) never reads a spec
+CREATE TABLE IF NOT EXISTS specs (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attempts (
     name TEXT NOT NULL REFERENCES jobs(name),
     attempt INTEGER NOT NULL,
@@ -156,6 +160,12 @@ MIGRATIONS: dict[int, str] = {
     # 5: what ``run`` decided about each finished attempt (outcomes), the sites it banned,
     # the steps it finished (tables created by SCHEMA), and when a retried job may be sent
     5: "ALTER TABLE jobs ADD COLUMN not_before TEXT",
+    # 6: the specs in a table of their own (created by SCHEMA): a job's row was kilobytes of
+    # spec, read (through its overflow pages) by every look at the jobs' states
+    6: """
+    INSERT INTO specs (name, spec) SELECT name, spec FROM jobs;
+    ALTER TABLE jobs DROP COLUMN spec
+    """,
 }
 
 
@@ -345,8 +355,9 @@ class Store:
         """
         specs = list(specs)
         stamp = now()
-        inserts: list[tuple[str, str, str, str, str, str, str]] = []
-        updates: list[tuple[str, str, str, str, str]] = []
+        inserts: list[tuple[str, str, str, str, str, str]] = []
+        updates: list[tuple[str, str, str, str]] = []
+        blobs: list[tuple[str, str]] = []
         with self.transaction() as db:
             known: dict[str, tuple[str, str]] = {}
             for chunk in chunked(sorted({spec.name for spec in specs}), 500):
@@ -360,15 +371,18 @@ class Store:
                 if row is not None and (row[0] == digest or row[1] != JobStatus.PLANNED.value):
                     continue
                 if row is None:
-                    inserts.append((spec.name, spec.stage.value, spec.particle.value, digest, blob,
+                    inserts.append((spec.name, spec.stage.value, spec.particle.value, digest,
                                     spec.output_lfn, stamp))
+                    blobs.append((spec.name, blob))
                 else:
-                    updates.append((digest, blob, spec.output_lfn, stamp, spec.name))
+                    updates.append((digest, spec.output_lfn, stamp, spec.name))
+                    blobs.append((spec.name, blob))
                 known[spec.name] = (digest, JobStatus.PLANNED.value)
-            db.executemany("INSERT INTO jobs (name, stage, particle, spec_hash, spec, output_lfn, "
-                           "status, updated) VALUES (?, ?, ?, ?, ?, ?, 'Planned', ?)", inserts)
-            db.executemany("UPDATE jobs SET spec_hash = ?, spec = ?, output_lfn = ?, updated = ? "
+            db.executemany("INSERT INTO jobs (name, stage, particle, spec_hash, output_lfn, "
+                           "status, updated) VALUES (?, ?, ?, ?, ?, 'Planned', ?)", inserts)
+            db.executemany("UPDATE jobs SET spec_hash = ?, output_lfn = ?, updated = ? "
                            "WHERE name = ?", updates)
+            db.executemany("INSERT OR REPLACE INTO specs (name, spec) VALUES (?, ?)", blobs)
         return len(inserts), len(updates)
 
     # --- reading ------------------------------------------------------------------------------
@@ -379,9 +393,11 @@ class Store:
         particle: Particle | None,
         statuses: Iterable[JobStatus] | None,
         names: Sequence[str] | None,
+        source: str = "jobs",
     ) -> list[tuple[Any, ...]]:
-        """``columns`` of the jobs matching every filter given, in name order."""
-        query = f"SELECT {columns} FROM jobs WHERE 1 = 1"
+        """``columns`` of the jobs (``source``: with their specs too) matching every filter
+        given, in name order."""
+        query = f"SELECT {columns} FROM {source} WHERE 1 = 1"
         args: list[object] = []
         if stage is not None:
             query += " AND stage = ?"
@@ -414,7 +430,7 @@ class Store:
         rows = self._select(
             "name, stage, particle, spec, backend, backend_id, status, minor_status, "
             "application_status, site, attempts, output_size, output_checksum, updated, "
-            "not_before", stage, particle, statuses, names)
+            "not_before", stage, particle, statuses, names, "jobs JOIN specs USING (name)")
         return [
             JobRecord(name, STAGES[st], PARTICLES[pa], JobSpec.from_dict(json.loads(spec)), be,
                       bid, STATUSES[status], minor, app, site, attempts, size, checksum, updated,
@@ -462,7 +478,7 @@ class Store:
     def download_counts(self) -> list[tuple[str, str, int, int]]:
         """(stage, particle, files, bytes) of the outputs downloaded and verified here."""
         rows = self.db.execute(
-            "SELECT j.stage, j.particle, COUNT(*), SUM(d.size) FROM downloads d JOIN jobs j "
+            "SELECT j.stage, j.particle, COUNT(*), SUM(d.size) FROM downloads d CROSS JOIN jobs j "
             "ON j.output_lfn = d.lfn WHERE d.state IN ('fetched', 'present') "
             "GROUP BY j.stage, j.particle ORDER BY j.stage, j.particle")
         return [(s, p, int(n), int(size)) for s, p, n, size in rows]
@@ -538,6 +554,7 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 db.execute(f"DELETE FROM attempts WHERE name IN ({marks})", chunk)
                 db.execute(f"DELETE FROM jobs WHERE name IN ({marks})", chunk)
+                db.execute(f"DELETE FROM specs WHERE name IN ({marks})", chunk)
 
     def mark_failed(self, failed: Sequence[tuple[str, str]]) -> None:
         """Jobs the backend calls Done whose output is refused here (name, why): Failed."""
@@ -679,7 +696,7 @@ class Store:
 
     def outcome_actions(self) -> dict[tuple[str, int], str]:
         """(name, attempt) -> what was done about it, of every recorded outcome (light)."""
-        return {(str(n), int(a)): str(action) for n, a, action in
+        return {(n, a): action for n, a, action in
                 self.db.execute("SELECT name, attempt, action FROM outcomes")}
 
     def handled_attempts(self) -> set[tuple[str, int]]:

@@ -51,6 +51,8 @@ TIMEOUT = 3 * 3600.0
 POLL_SECONDS = 2.0
 #: retries and backoff (s) of the canary's downloads
 RETRIES, BACKOFF = 2, 2.0
+#: a stage of fewer jobs than this runs no canary when it is submitted by ``run``
+MIN_STAGE_JOBS = 3
 HINT = "fix the configuration and submit again, or skip the canary with --no-canary"
 #: job states after which a stage counts as submitted
 LEFT_PLANNED = [s for s in JobStatus if s != JobStatus.PLANNED]
@@ -72,6 +74,8 @@ class CanaryOptions:
     timeout: float = TIMEOUT
     poll_seconds: float = POLL_SECONDS
     scratch_root: Path | None = None
+    #: the jobs of the whole stage, over its particles, when known (see :func:`plan`)
+    stage_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,13 +131,18 @@ def passed_result(store: Store, stage: Stage) -> Result | None:
                 None)
 
 
-def plan(store: Store | None, specs: Sequence[JobSpec], mode: Mode) -> CanaryPlan:
+def plan(store: Store | None, specs: Sequence[JobSpec], mode: Mode,
+         stage_jobs: int | None = None) -> CanaryPlan:
     """The canary to run before ``specs`` (the jobs of one stage) are submitted, or why none
-    runs (``store``: None for an analysis without a state database yet)."""
+    runs (``store``: None for an analysis without a state database yet). A stage known to
+    have fewer than :data:`MIN_STAGE_JOBS` jobs in all (``stage_jobs``) runs none: a canary
+    would cost it as long as it could save."""
     if mode == "off":
         return CanaryPlan(None, "no canary (GRID.canary: off, or --no-canary)")
     if not specs:
         return CanaryPlan(None, "no canary: no job planned")
+    if stage_jobs is not None and stage_jobs < MIN_STAGE_JOBS:
+        return CanaryPlan(None, f"no canary: the stage has {stage_jobs} job(s) in all")
     stages = {spec.stage for spec in specs}
     if len(stages) > 1:
         raise InputError(f"a canary covers one stage, not {len(stages)}",
@@ -167,7 +176,7 @@ def run_canary(store: Store, backend: Backend, specs: Sequence[JobSpec],
     """Run the canary of the stage of ``specs`` if it is due (see the module docstring),
     calling ``starting`` first; None if it is not due. Raises PayloadError when it failed:
     submit none of ``specs`` then."""
-    due = plan(store, specs, options.mode)
+    due = plan(store, specs, options.mode, options.stage_jobs)
     if due.canary is None:
         finish_removal(store, backend, specs)
         return None

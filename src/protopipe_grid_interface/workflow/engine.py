@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -358,7 +359,8 @@ class Engine:
         passed = canary.run_canary(self.store, self.backend, specs, self.analysis.cam_ids,
                                    canary.CanaryOptions(self.analysis.grid.GRID.canary,
                                                         self.options.payload_env,
-                                                        timeout=CANARY_TIMEOUT))
+                                                        timeout=CANARY_TIMEOUT,
+                                                        stage_jobs=self.stage_jobs(task, specs)))
         if passed is not None:
             it.events.append(Event(str(task), passed.describe()))
         report = submit.submit(self.store, self.backend, self.avoiding(specs))
@@ -367,6 +369,20 @@ class Engine:
                                f"{len(report.submitted)} submitted, {report.skipped_existing} "
                                "skipped (output exists)"))
         return self.grid_state(task, self.rows(task, again=True))
+
+    def stage_jobs(self, task: Task, specs: Sequence[JobSpec]) -> int:
+        """The jobs of the task's stage over the step's particles: ``specs`` for its own, the
+        others counted from their list files (not planned)."""
+        stage, particle = self.subject(task)
+        count = len(specs)
+        for other in task.step.particles:
+            if other != particle:
+                try:
+                    files = len(read_list(self.analysis.list_file(stage, other)))
+                except InputError:
+                    continue
+                count += math.ceil(files / self.analysis.grid.GRID.n_file_per_job)
+        return count
 
     def avoiding(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
         return sites.avoiding(self.store, specs, self.analysis.grid.GRID.banned_sites)
