@@ -144,3 +144,19 @@ def test_status_of_a_new_analysis_prints_json_and_a_bad_analysis_is_one_line(
     assert view["tasks"][0]["step"] == "training-energy"
     assert main(["status", "-m", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+
+def test_status_watch_refreshes_until_the_analysis_is_finished() -> None:
+    from protopipe_grid_interface.cli import status
+
+    states = ["running", "running", "finished"]
+    seen: list[str] = []
+
+    def look() -> overview.Overview:
+        seen.append(states[len(seen)])
+        task = overview.TaskView("dl2", "gamma", "grid", seen[-1], "")
+        return overview.Overview("ana", "fake", "now", [task], [], 1, 0, None, None)
+
+    status.watch(look, poll=0.01)
+    assert seen == states  # looked again until finished, then returned

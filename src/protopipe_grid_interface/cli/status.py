@@ -24,7 +24,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll", type=float, default=30.0, metavar="SECONDS",
                    help="with --watch: seconds between refreshes (default: 30)")
     for flag, text in (("json", "machine-readable output"),
-                       ("watch", "refresh the screen until interrupted (Ctrl-C)"),
+                       ("watch", "refresh the screen until the analysis is finished (or Ctrl-C)"),
                        ("no-refresh", "do not ask the backend for the active jobs' states")):
         p.add_argument(f"--{flag}", action="store_true", help=text)
     p.set_defaults(func=status)
@@ -48,11 +48,14 @@ def status(args: argparse.Namespace) -> int:
 
 
 def watch(look: Callable[[], Overview], poll: float) -> None:
-    """The screen, redrawn in place after each refresh, until Ctrl-C."""
-    with Live(screen(look()), console=console, auto_refresh=False) as live:
-        while True:
+    """The screen, redrawn in place after each refresh, until the analysis is finished or
+    Ctrl-C."""
+    view = look()
+    with Live(screen(view), console=console, auto_refresh=False) as live:
+        while not view.finished:
             time.sleep(poll)
-            live.update(screen(look()), refresh=True)
+            view = look()
+            live.update(screen(view), refresh=True)
 
 
 def screen(view: Overview) -> Group:
