@@ -231,8 +231,8 @@ def test_job_rows_are_the_jobs_without_their_specs(
 
     for chosen in filters:
         records, rows = store.jobs(**chosen), store.job_rows(**chosen)
-        assert [tuple(getattr(r, f.name) for f in dataclasses.fields(JobRow)) for r in records] \
-            == [dataclasses.astuple(row) for row in rows], chosen
+        assert [tuple(getattr(r, field) for field in JobRow._fields) for r in records] \
+            == [tuple(row) for row in rows], chosen
     rows = {row.name: row for row in store.job_rows()}
     assert (rows["g0"].status, rows["g0"].output_size, rows["g0"].output_lfn) == (
         JobStatus.DONE, 12, gamma[0].output_lfn)

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import sqlite
 from .exceptions import DataError
@@ -209,11 +209,11 @@ class JobRecord:
         return self.spec.output_lfn
 
 
-@dataclass(frozen=True, slots=True)
-class JobRow:
+class JobRow(NamedTuple):
     """A row of the jobs table without its spec (:meth:`Store.job_rows`): what following and
-    deciding about 100,000 jobs needs, read without decoding 100,000 specs. Its fields are
-    those of :class:`JobRecord` of the same names."""
+    deciding about 100,000 jobs needs, read without decoding 100,000 specs (a named tuple:
+    made twice as fast as a frozen dataclass). Its fields are those of :class:`JobRecord` of
+    the same names."""
 
     name: str
     stage: Stage

@@ -25,7 +25,7 @@ def positive_float(value: str) -> float:
 
 def register(nouns: argparse._SubParsersAction[ArgumentParser]) -> None:
     """Add ``doctor`` and ``dirac configure`` to the ``protopipe-grid`` subcommands."""
-    from ..setup.checks import DEFAULT_NEEDED_HOURS, DEFAULT_TIMEOUT
+    from ..setup import DEFAULT_NEEDED_HOURS, DEFAULT_TIMEOUT  # light: no proxy reading
 
     p = nouns.add_parser("doctor", help="check this machine's set-up: protopipe, and for the "
                          "dirac backend VOMS variables, proxy, dirac.cfg, servers, clock")

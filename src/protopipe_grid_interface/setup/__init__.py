@@ -8,3 +8,8 @@
 - :mod:`.diraccfg`: ``dirac.cfg`` read, repaired and written with DIRAC's ``diraccfg`` library;
 - :mod:`.report` and :mod:`.checks`: ``protopipe-grid doctor``'s checks, as typed results.
 """
+
+#: hours a planned submission needs the proxy for, unless told otherwise
+DEFAULT_NEEDED_HOURS = 12.0
+#: seconds to reach each configuration server
+DEFAULT_TIMEOUT = 3.0

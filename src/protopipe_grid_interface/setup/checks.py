@@ -45,7 +45,7 @@ from ..software import (
     default_payload_env,
     protopipe_location,
 )
-from . import diraccfg
+from . import DEFAULT_NEEDED_HOURS, DEFAULT_TIMEOUT, diraccfg
 from .dirac_client import EffectiveConfig, cfg_candidates, dirac_root, effective_config
 from .machine import Machine, which
 from .proxy import (
@@ -61,8 +61,6 @@ from .proxy import (
 from .report import Check, Report, Verdict
 
 CONFIGURE_COMMAND = "protopipe-grid dirac configure"
-DEFAULT_NEEDED_HOURS = 12.0
-DEFAULT_TIMEOUT = 3.0
 NOT_NEEDED = "not needed for the local backend"
 
 #: the three VOMS variables: (name, what it points at, folder under etc/grid-security/)

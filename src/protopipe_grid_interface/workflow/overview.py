@@ -9,7 +9,7 @@ next is its own dry run (:class:`.engine.Engine`), so the two never disagree.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,13 +98,18 @@ def build(analysis: Analysis, store: Store, backend: Backend, workflow: Workflow
     """The analysis' overview (see the module docstring)."""
     if refresh:
         track.refresh_active(store, backend)
-    states = engine.Engine(analysis, store, backend, workflow,
-                           engine.RunOptions(Path(), dry_run=True)).iterate().tasks
+    runner = engine.Engine(analysis, store, backend, workflow,
+                           engine.RunOptions(Path(), dry_run=True))
+    states = runner.iterate().tasks
     jobs: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     outputs: dict[tuple[str, str], int] = defaultdict(int)
-    for stage, particle, status, count, size in store.counts():
-        jobs[stage, particle][status] = count
-        outputs[stage, particle] += size
+    # the jobs the dry run read (canaries left out), counted here rather than read again
+    for (of_stage, of_particle), rows in (runner.grouped or
+                                          engine.group(store.job_rows())).items():
+        key = (of_stage.value, of_particle.value)
+        counts = Counter(row.status.value for row in rows)
+        jobs[key] = dict(sorted(counts.items()))
+        outputs[key] = sum(row.output_size or 0 for row in rows)
     failures: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     by_site: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for stage, particle, site, outcome, count in store.outcome_counts():
