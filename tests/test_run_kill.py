@@ -2,8 +2,8 @@
 sent twice, every output present once, the same results as a demo never interrupted.
 
 The demo runs real protopipe on the local backend (minutes): this test is marked ``demo``, left
-out of the test command and of CI (beside CI's DIRAC demo it takes CI past its 30 minutes), and
-run by hand after an uninterrupted demo, whose folder it compares with::
+out of the test command; CI runs it after its own uninterrupted demo, whose folder it compares
+with, as one does by hand::
 
     PGI_REFERENCE_DEMO=demo-analysis .venv/bin/pytest -m demo -s tests/test_run_kill.py
 
