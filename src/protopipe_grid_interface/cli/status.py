@@ -13,9 +13,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..text import duration_text, size_text
 from ..workflow import engine, overview
-from ..workflow.overview import Overview
+from ..workflow.overview import Overview, counts_text
 from .common import console, session
 from .run import STATE_STYLE
 
@@ -72,16 +71,10 @@ def tasks_table(view: Overview) -> Table:
     for column in ("step", "particle", "state", "jobs", "failures", "outputs", "next"):
         table.add_column(column, overflow="fold")
     for task in view.tasks:
-        jobs = ", ".join(f"{n} {state}" for state, n in sorted(task.jobs.items()))
-        failures = ", ".join(f"{n} {kind}" for kind, n in sorted(task.failures.items()))
-        outputs = ""
-        if task.outputs:
-            outputs = f"{task.outputs} in catalog ({size_text(task.output_bytes)})"
-        if task.downloaded:
-            outputs = f"{task.downloaded} here ({size_text(task.downloaded_bytes)})"
+        failures = counts_text(task.failures)
         table.add_row(task.step, task.particle, Text(task.state, STATE_STYLE[task.state]),
-                      jobs, Text(failures, "red" if failures else ""), outputs,
-                      "" if task.state == "finished" else task.next)
+                      counts_text(task.jobs), Text(failures, "red" if failures else ""),
+                      task.outputs_text, "" if task.state == "finished" else task.next)
     return table
 
 
@@ -97,14 +90,7 @@ def sites_table(view: Overview) -> Table:
 
 
 def progress_line(view: Overview) -> Text:
-    if view.finished:
-        return Text(f"finished: {view.jobs_done} grid job(s) done", "green")
-    line = f"{view.jobs_done} of {view.jobs_total} grid job(s) done"
-    if view.rate_per_hour:
-        line += f", {view.rate_per_hour:.3g} per hour (the last {overview.RATE_WINDOW} at most)"
-    if view.seconds_left is not None:
-        line += f", about {duration_text(view.seconds_left)} left"
-    return Text(line)
+    return Text(view.progress, "green" if view.finished else "")
 
 
 def write_report(args: argparse.Namespace) -> int:

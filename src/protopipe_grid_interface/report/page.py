@@ -8,9 +8,10 @@ import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..text import duration_text, size_text
+from ..text import size_text
+from ..workflow.overview import counts_text
 from . import plots
 
 STYLE = """
@@ -37,7 +38,7 @@ def render(data: Mapping[str, Any]) -> str:
             f"<p class='muted'>{escape(analysis['folder'])}: {escape(analysis['backend'])} "
             f"backend; report of {escape(analysis['generated'])}, from the state database and "
             "the analysis folder (<code>protopipe-grid report</code> rebuilds it)</p>",
-            f"<p><strong>{escape(progress(view))}</strong></p>",
+            f"<p><strong>{escape(view['progress'])}.</strong></p>",
             *jobs_section(data), *physics_section(data), *provenance_section(data),
             "<script type='application/json' id='report-data'>"
             + json.dumps(data, default=str).replace("</", "<\\/") + "</script>"]
@@ -46,33 +47,14 @@ def render(data: Mapping[str, Any]) -> str:
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
 
 
-def progress(view: Mapping[str, Any]) -> str:
-    if view["finished"]:
-        return f"Finished: {view['jobs_done']} grid job(s) done."
-    line = f"{view['jobs_done']} of {view['jobs_total']} grid job(s) done"
-    if view["rate_per_hour"]:
-        line += f", {view['rate_per_hour']:.3g} per hour"
-    if view["seconds_left"] is not None:
-        line += f", about {duration_text(view['seconds_left'])} left"
-    blocked = [t for t in view["tasks"] if t["state"] == "blocked"]
-    if blocked:
-        line += f"; {len(blocked)} step(s) blocked"
-    return line + "."
-
-
 # --- sections -------------------------------------------------------------------------------
 def jobs_section(data: Mapping[str, Any]) -> list[str]:
     view = data["overview"]
     rows = []
     for task in view["tasks"]:
-        outputs = []
-        if task["outputs"]:
-            outputs.append(f"{task['outputs']} in catalog ({size_text(task['output_bytes'])})")
-        if task["downloaded"]:
-            outputs.append(f"{task['downloaded']} here ({size_text(task['downloaded_bytes'])})")
         rows.append([task["step"], task["particle"],
                      cell(task["state"], task["state"]), counts_text(task["jobs"]),
-                     cell(counts_text(task["failures"]), "failed"), "; ".join(outputs),
+                     cell(counts_text(task["failures"]), "failed"), task["outputs_text"],
                      "" if task["state"] == "finished" else task["next"]])
     sites = [[s["site"], num(s["done"]), num(s["failed"]),
               num("" if s["success_rate"] is None else f"{s['success_rate']:.0%}"),
@@ -182,16 +164,15 @@ def provenance_section(data: Mapping[str, Any]) -> list[str]:
 
 
 # --- pieces ---------------------------------------------------------------------------------
-class Cell(str):
+class Cell(NamedTuple):
     """Text with a CSS class, for :func:`table`."""
 
-    css = ""
+    text: str
+    css: str
 
 
 def cell(text: str, css: str) -> Cell:
-    value = Cell(text)
-    value.css = css
-    return value
+    return Cell(text, css)
 
 
 def num(value: object) -> Cell:
@@ -200,10 +181,6 @@ def num(value: object) -> Cell:
 
 def fmt(value: object) -> object:
     return f"{value:.3g}" if isinstance(value, float) else ("" if value is None else value)
-
-
-def counts_text(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
 def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[object]],
@@ -215,7 +192,8 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[object]],
         cells = []
         for i, value in enumerate(row):
             css = f" class='{value.css}'" if isinstance(value, Cell) and value.css else ""
-            text = str(value) if i in raw else escape(str(value))
+            content = value.text if isinstance(value, Cell) else str(value)
+            text = content if i in raw else escape(content)
             cells.append(f"<td{css}>{text}</td>")
         lines.append(f"<tr>{''.join(cells)}</tr>")
     return (f"<table><caption>{escape(caption)}</caption><tr>{head}</tr>"

@@ -18,6 +18,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..models import JobStatus
 from ..store import Store
+from ..text import duration_text, size_text
 from . import engine, track
 from .analysis import Analysis
 from .steps import Workflow
@@ -48,6 +49,16 @@ class TaskView:
     #: outputs downloaded here, verified, and their bytes
     downloaded: int = 0
     downloaded_bytes: int = 0
+
+    @property
+    def outputs_text(self) -> str:
+        """Its outputs as people read them: "3 in catalog (210 kB); 3 here (210 kB)"."""
+        parts = []
+        if self.outputs:
+            parts.append(f"{self.outputs} in catalog ({size_text(self.output_bytes)})")
+        if self.downloaded:
+            parts.append(f"{self.downloaded} here ({size_text(self.downloaded_bytes)})")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -85,12 +96,32 @@ class Overview:
     def finished(self) -> bool:
         return bool(self.tasks) and all(t.state == "finished" for t in self.tasks)
 
+    @property
+    def progress(self) -> str:
+        """One line: jobs done, the throughput, the time left, the blocked steps."""
+        if self.finished:
+            return f"finished: {self.jobs_done} grid job(s) done"
+        line = f"{self.jobs_done} of {self.jobs_total} grid job(s) done"
+        if self.rate_per_hour:
+            line += f", {self.rate_per_hour:.3g} per hour (the last {RATE_WINDOW} at most)"
+        if self.seconds_left is not None:
+            line += f", about {duration_text(self.seconds_left)} left"
+        blocked = sum(t.state == "blocked" for t in self.tasks)
+        return line + (f"; {blocked} step(s) blocked" if blocked else "")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for site, view in zip(data["sites"], self.sites, strict=True):
             site["success_rate"] = view.success_rate
-        data["finished"] = self.finished
+        for task, of in zip(data["tasks"], self.tasks, strict=True):
+            task["outputs_text"] = of.outputs_text
+        data["finished"], data["progress"] = self.finished, self.progress
         return data
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """Counts by what they count: "2 Done, 1 Running"."""
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
 def build(analysis: Analysis, store: Store, backend: Backend, workflow: Workflow,
