@@ -3,12 +3,15 @@
 #
 #   PGI_PAYLOAD_DIR (default ~/.cache/protopipe-grid-interface/payload)
 #     protopipe-0.5.0/   Python 3.8 venv: protopipe 0.5.0 (PyPI "0.0.0"), ctapipe 0.11.0, pyirf 0.5.0
+#     ctapipe-0.32.0/    Python 3.12 venv: ctapipe 0.32.0 with eventio, pyirf 0.15.0 (the ctapipe
+#                        profile; versions pinned by scripts/ctapipe-constraints.txt)
 #     data/              real sim_telarray test files from the eventio 1.11.5 sdist
 #
 # Plain `pip install protopipe` fails on 3.8: eventio<2 has no cp38 wheel and its sdist does not
 # compile with Cython 3. We build it with cython<3 against numpy 1.22.4 (astropy 4.3 needs
 # numpy<1.23), without build isolation and without the wheel cache (a cached eventio wheel built
-# against a newer numpy fails at import). Idempotent: a finished environment is reused.
+# against a newer numpy fails at import). ctapipe >= 0.29 needs Python >= 3.12.
+# Idempotent: a finished environment is reused.
 set -euo pipefail
 ROOT=${PGI_PAYLOAD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protopipe-grid-interface/payload}
 PY38=${PY38:-}
@@ -30,6 +33,23 @@ if [ ! -f "$VENV/.complete" ]; then
   "$B/protopipe-TRAINING" --help >/dev/null
   touch "$VENV/.complete"
 fi
+PY312=${PY312:-}
+if [ -z "$PY312" ]; then
+  for candidate in "$(pyenv root 2>/dev/null)"/versions/3.12.*/bin/python python3.12; do
+    if command -v "$candidate" >/dev/null 2>&1; then PY312=$candidate; break; fi
+  done
+fi
+[ -n "$PY312" ] || { echo "install-payload: Python 3.12 not found (set PY312=/path/to/python3.12)" >&2; exit 2; }
+CTAPIPE=$ROOT/ctapipe-0.32.0
+if [ ! -f "$CTAPIPE/.complete" ]; then
+  rm -rf "$CTAPIPE"
+  "$PY312" -m venv "$CTAPIPE"
+  "$CTAPIPE/bin/pip" install -q --disable-pip-version-check \
+    -c "$(dirname "$0")/ctapipe-constraints.txt" "ctapipe[eventio]==0.32.0" pyirf==0.15.0 2>&1 \
+    | { grep -v "is ignored" || true; }
+  "$CTAPIPE/bin/ctapipe-process" --version >/dev/null
+  touch "$CTAPIPE/.complete"
+fi
 DATA=$ROOT/data
 if [ ! -f "$DATA/.complete" ]; then
   rm -rf "$DATA" "$ROOT/sdists"
@@ -41,4 +61,5 @@ if [ ! -f "$DATA/.complete" ]; then
   touch "$DATA/.complete"
 fi
 echo "payload environment: $VENV"
+echo "ctapipe environment: $CTAPIPE"
 echo "demo data: $DATA"

@@ -161,8 +161,28 @@ class PerformanceLists(Section):
     electron_list: str = ""
 
 
+class CtapipeSection(Section):
+    """How a ctapipe analysis processes its files, and the CTADIRAC metadata its outputs carry
+    in the catalog (``workflow/ctapipe_catalog.py``): a ctapipe analysis' grid.yaml only."""
+
+    #: ``ctapipe-process`` configurations (in the configs folder), in the order given
+    process_configs: list[str] = Field(
+        default_factory=lambda: ["base_config.yaml", "ml_preprocessing_config.yaml"])
+    #: more ``ctapipe-process`` options, e.g. ``--SimTelEventSource.focal_length_choice=EQUIVALENT``
+    process_options: list[str] = Field(default_factory=list)
+    #: the production the simulation belongs to, and CTADIRAC's keys describing it
+    MCCampaign: str = "PROD6"
+    site: str = "LaPalma"
+    array_layout: str = "Alpha"
+    phiP: float = 180.0
+    thetaP: float = 20.0
+    nsb: int = 1
+    configuration_id: int = 0
+
+
 class GridConfig(Section):
-    """``grid.yaml``: the original sections, plus an optional ``Software`` section."""
+    """``grid.yaml``: the original sections, plus optional ``Software`` and ``Ctapipe``
+    sections."""
 
     General: GeneralSection = Field(default_factory=GeneralSection)
     GRID: GridSection = Field(default_factory=GridSection)
@@ -171,6 +191,7 @@ class GridConfig(Section):
     EnergyRegressor: EnergyRegressorLists = Field(default_factory=EnergyRegressorLists)
     GammaHadronClassifier: ClassifierLists = Field(default_factory=ClassifierLists)
     Performance: PerformanceLists = Field(default_factory=PerformanceLists)
+    Ctapipe: CtapipeSection = Field(default_factory=CtapipeSection)
 
 
 class AnalysisMetadata(Section):
@@ -187,10 +208,15 @@ class AnalysisMetadata(Section):
     path_from_home: str = Field("", alias="analysis directory on the GRID from home")
     backend: Literal["local", "dirac"] | None = None
     local_root: str = Field("", alias="local backend folder")
+    #: the payload pipeline the analysis runs (``analysis create --pipeline``)
+    pipeline: Literal["protopipe", "ctapipe"] = "protopipe"
 
     def dump(self) -> dict[str, object]:
-        """The mapping written to ``analysis_metadata.yaml`` (unset new keys left out)."""
+        """The mapping written to ``analysis_metadata.yaml`` (unset new keys, and protopipe,
+        the default pipeline, left out)."""
         unset = {name for name in ("backend", "local_root") if not getattr(self, name)}
+        if self.pipeline == "protopipe":
+            unset.add("pipeline")
         return self.model_dump(by_alias=True, exclude=unset)
 
 

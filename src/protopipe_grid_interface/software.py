@@ -1,4 +1,5 @@
-"""The payload software: where protopipe lives, which version, and whether we support it.
+"""The payload software: where protopipe (or ctapipe) lives, which version, and whether we
+support it.
 
 The compatibility table is kept here and nowhere else.
 """
@@ -18,19 +19,31 @@ COMPATIBILITY = {
 #: PyPI publishes protopipe 0.5.0 under the version string 0.0.0
 PYPI_ALIASES = {"0.0.0": "0.5.0"}
 SUPPORTED = ("0.5.0",)
+#: the ctapipe release the ctapipe profile drives (its tools, config keys and table layout)
+CTAPIPE_VERSION = "0.32.0"
+#: each pipeline's environment folder, as ``scripts/install-payload.sh`` names it
+ENV_FOLDERS = {"protopipe": "protopipe-0.5.0", "ctapipe": f"ctapipe-{CTAPIPE_VERSION}"}
+#: the programs a pipeline's environment must have
+PROGRAMS = {
+    "protopipe": ("python", "protopipe-TRAINING", "protopipe-MODEL", "protopipe-DL2"),
+    "ctapipe": ("python", "ctapipe-process", "ctapipe-merge", "ctapipe-apply-models",
+                "ctapipe-train-energy-regressor", "ctapipe-train-particle-classifier",
+                "ctapipe-optimize-event-selection", "ctapipe-compute-irf"),
+}
 
 
-def default_payload_env() -> Path:
-    """The protopipe environment ``scripts/install-payload.sh`` makes."""
+def default_payload_env(pipeline: str = "protopipe") -> Path:
+    """The pipeline's environment ``scripts/install-payload.sh`` makes."""
     from .settings import environment
 
-    return environment().payload_root / "protopipe-0.5.0"
+    return environment().payload_root / ENV_FOLDERS[pipeline]
 
 
-def local_payload_env(asked: Path | None, configured: str = "") -> Path:
-    """Where protopipe runs on this machine: ``asked`` (``--payload-env``), else grid.yaml's
+def local_payload_env(asked: Path | None, configured: str = "", pipeline: str = "protopipe"
+                      ) -> Path:
+    """Where the pipeline runs on this machine: ``asked`` (``--payload-env``), else grid.yaml's
     ``Software.local_env``, else the installed payload environment."""
-    return asked or (Path(configured) if configured else default_payload_env())
+    return asked or (Path(configured) if configured else default_payload_env(pipeline))
 
 
 def default_demo_data() -> Path:
@@ -40,10 +53,11 @@ def default_demo_data() -> Path:
     return environment().payload_root / "data"
 
 
-def check_payload_env(env: Path) -> Path:
-    """``env`` if it holds a usable protopipe; a one-line error naming what is missing if not."""
+def check_payload_env(env: Path, pipeline: str = "protopipe") -> Path:
+    """``env`` if it holds the pipeline's programs; a one-line error naming what is missing if
+    not."""
     env = Path(env)
-    for program in ("python", "protopipe-TRAINING", "protopipe-MODEL", "protopipe-DL2"):
+    for program in PROGRAMS[pipeline]:
         if not (env / "bin" / program).exists():
             raise InputError(f"payload environment {env}: bin/{program} not found",
                              "run scripts/install-payload.sh or pass --payload-env")

@@ -21,6 +21,8 @@ from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
 from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory, validate_lfn
 from ..store import Store
+from .ctapipe_catalog import Layout
+from .ctapipe_plan import ProcessSettings, plan_process_jobs
 from .plan import PlanSettings, plan_jobs
 from .split import SplitInput, StageList, read_list, read_replicas, split_files
 from .tree import open_tree, record_backend
@@ -44,6 +46,9 @@ class Analysis:
     tree: AnalysisTree
     grid: GridConfig
     protopipe: AnalysisConfig
+    #: the payload pipeline (``analysis create --pipeline``): protopipe, or ctapipe (which has
+    #: no analysis.yaml: its configurations are ctapipe's own, see ``ctapipe_configs.py``)
+    pipeline: str = "protopipe"
 
     @classmethod
     def open(cls, metadata_file: Path) -> Analysis:
@@ -52,6 +57,7 @@ class Analysis:
         if path.is_dir():
             path = path / "analysis_metadata.yaml"
         tree = open_tree(path)
+        pipeline = load_metadata(path).pipeline
         grid = load_grid(tree.grid_config)
         dirs = grid.GRID
         tree = replace(tree, lfn_models=dirs.model_dir, lfn_dirs=(
@@ -61,6 +67,8 @@ class Analysis:
         if grid.GRID.home_grid and not tree.grid_home:
             tree = replace(tree, grid_home=grid.GRID.home_grid,
                            path_from_home=tree.path_from_home or grid.GRID.outdir)
+        if pipeline == "ctapipe":
+            return cls(tree, grid, AnalysisConfig(), pipeline)
         return cls(tree, grid, load_analysis(cls.config_path_of(tree, grid)))
 
     @classmethod
@@ -89,7 +97,7 @@ class Analysis:
         if not grid_home:
             return analysis
         tree = replace(analysis.tree, grid_home=grid_home, path_from_home=path_from_home)
-        return cls(tree, analysis.grid, analysis.protopipe)
+        return cls(tree, analysis.grid, analysis.protopipe, analysis.pipeline)
 
     @classmethod
     def open_folder(cls, folder: Path, option: str) -> Analysis:
@@ -131,7 +139,7 @@ class Analysis:
             home = home()
         tree = replace(self.tree, grid_home=home,
                        path_from_home=self.tree.path_from_home or self.grid.GRID.outdir)
-        return Analysis(tree, self.grid, self.protopipe)
+        return Analysis(tree, self.grid, self.protopipe, self.pipeline)
 
     def backend_choice(self, asked: str | None, asked_root: Path | None, default: str,
                        default_root: Path) -> tuple[str, Path]:
@@ -242,6 +250,27 @@ class Analysis:
         values.update(overrides)
         return PlanSettings(**values)  # type: ignore[arg-type]
 
+    @property
+    def layout(self) -> Layout:
+        """Where a ctapipe analysis' outputs go in the catalog (CTADIRAC's layout)."""
+        return Layout(self.tree.lfn_root, self.grid.Ctapipe)
+
+    def process_settings(self, output_se: str, **overrides: object) -> ProcessSettings:
+        """A ctapipe analysis' plan settings, from grid.yaml; ``overrides`` win
+        (``max_events``: ctapipe's ``--EventSource.max_events``)."""
+        grid, section = self.grid.GRID, self.grid.Ctapipe
+        options = tuple(section.process_options)
+        if "max_events" in overrides:
+            options += (f"--EventSource.max_events={overrides.pop('max_events')}",)
+        values: dict[str, object] = dict(
+            analysis=self.tree.name, layout=self.layout,
+            configs=tuple(str(self.tree.configs / name) for name in section.process_configs),
+            output_se=grid.output_se or output_se, options=options,
+            files_per_job=grid.n_file_per_job, cpu_time=grid.cpu_time,
+            banned_sites=tuple(grid.banned_sites), max_jobs=grid.n_jobs_max)
+        values.update(overrides)
+        return ProcessSettings(**values)  # type: ignore[arg-type]
+
     def plan_stage(self, backend: Backend, stage: Stage, particles: Sequence[Particle],
                    list_file: Path | None = None, **overrides: object) -> list[JobSpec]:
         """Every job of a stage, particle by particle (``list_file``: instead of grid.yaml's,
@@ -274,6 +303,10 @@ class Analysis:
         """Job specs for one stage and particle, from its list file (and the replica sites
         next to it, when ``dataset dump`` wrote them: each job then reads files of one site)."""
         path = list_file or self.list_file(stage, particle)
+        if self.pipeline == "ctapipe":
+            return plan_process_jobs(stage, particle, read_list(path),
+                                     self.process_settings(output_se, **overrides),
+                                     sites=read_replicas(path))
         return plan_jobs(stage, particle, read_list(path),
                          self.settings(stage, particle, output_se, **overrides),
                          sites=read_replicas(path))

@@ -299,6 +299,10 @@ class MergeResult:
                 "showers": self.showers, "tables": dict(self.tables), "notes": list(self.notes)}
 
 
+#: how a pipeline merges files: (inputs, output, overwrite) -> what the merge made
+Merger = Callable[[Sequence[Path], Path, bool], MergeResult]
+
+
 @dataclass
 class CollectReport:
     """What collecting one stage and particle did."""
@@ -343,9 +347,10 @@ def check_target(store: Store, target: Path, overwrite: bool) -> None:
 
 
 def merge_stage(store: Store, outputs: Sequence[RemoteFile], outdir: Path, target: Path,
-                overwrite: bool = False) -> MergeResult:
-    """Merge exactly the local copies of ``outputs`` (in ``outdir``) into ``target``, unless
-    its last merge had the same inputs (then it is up to date); record the merge."""
+                overwrite: bool = False, merger: Merger | None = None) -> MergeResult:
+    """Merge exactly the local copies of ``outputs`` (in ``outdir``) into ``target`` (with
+    ``merger``, else protopipe's :func:`merge`), unless its last merge had the same inputs
+    (then it is up to date); record the merge."""
     check_target(store, target, overwrite)
     if not outputs:
         raise DataError(f"nothing to merge into {target}", "no job of this stage is Done yet")
@@ -359,7 +364,7 @@ def merge_stage(store: Store, outputs: Sequence[RemoteFile], outdir: Path, targe
     if record is not None and record.inputs == digest and record.made(target):
         return MergeResult(target, record.files, record.showers, len(inputs),
                            up_to_date=True, tables=table_rows(target))
-    result = merge(inputs, target, overwrite=True)
+    result = (merger or merge)(inputs, target, True)
     info = target.stat()
     store.record_merge(MergeRecord(target, digest, result.files, result.showers, info.st_size,
                                    info.st_mtime_ns))
@@ -376,9 +381,10 @@ def collect_stage(
     merge_into: Path | None,
     overwrite: bool = False,
     tracker: Tracker | None = None,
+    merger: Merger | None = None,
 ) -> CollectReport:
     """Download the outputs of one stage and particle (:func:`stage_outputs`), then merge
-    exactly those into ``merge_into`` (None: no merge).
+    exactly those into ``merge_into`` (None: no merge) with ``merger`` (None: protopipe's).
 
     Order of work: refuse a merged file this analysis did not make unless ``overwrite``,
     before anything is downloaded; skip the files the manifest verified and that are
@@ -401,7 +407,8 @@ def collect_stage(
     report = CollectReport(stage, particle, outdir, outputs, unfinished, download)
     if merge_into is not None and outputs and not download.failed:
         report.merged = record_merge(store, stage, particle,
-                                     merge_stage(store, outputs, outdir, merge_into, overwrite))
+                                     merge_stage(store, outputs, outdir, merge_into, overwrite,
+                                                 merger))
     return report
 
 

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 from ..backends.base import Backend
 from ..exceptions import InputError
@@ -56,13 +57,16 @@ def groups(specs: Sequence[JobSpec]) -> dict[tuple[Stage, Particle], list[JobSpe
 
 def fingerprint(analysis: Analysis, backend: Backend, specs: Sequence[JobSpec]
                 ) -> dict[str, str]:
-    """What the jobs of one stage and particle read besides their input files: analysis.yaml's
-    content, and each model's (and model config's) checksum in the catalog."""
-    digest = hashlib.sha256(analysis.config_path.read_bytes()).hexdigest()[:16]
+    """What the jobs of one stage and particle read besides their input files: the content of
+    each configuration they are sent (protopipe's analysis.yaml, ctapipe-process's configs),
+    and each model's (and model config's) checksum in the catalog."""
+    configs = sorted({Path(p) for spec in specs for p in spec.input_sandbox
+                      if p.endswith(".yaml")})
+    digests = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in configs}
     models = sorted({lfn for spec in specs for lfn in spec.input_data})
     present = backend.metadata(models)
     found = {lfn: present[lfn].checksum if lfn in present else "missing" for lfn in models}
-    return {analysis.config_path.name: digest, **found}
+    return {**digests, **found}
 
 
 def made_from(spec: JobSpec) -> tuple[object, ...]:

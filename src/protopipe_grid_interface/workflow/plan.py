@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from ..exceptions import InputError
 from ..models import JobSpec, Particle, Stage
@@ -138,6 +139,36 @@ def site_groups(lfns: Sequence[str], sites: Mapping[str, Sequence[str]]) -> list
     return list(groups.values())
 
 
+class Bunch(NamedTuple):
+    """The input files of one job, each file's token (``run101``) and the job's
+    (``run101-run110``)."""
+
+    lfns: Sequence[str]
+    file_tokens: list[str]
+    token: str
+
+
+def job_bunches(lfns: Sequence[str], size: int, sites: Mapping[str, Sequence[str]] | None,
+                max_jobs: int = -1) -> list[Bunch]:
+    """``lfns`` cut into jobs of ``size`` files (of one site each, with ``sites``), at most
+    ``max_jobs`` of them (-1: all); a token repeated between jobs gets the job's index."""
+    groups: Sequence[Sequence[str]] = site_groups(lfns, sites) if sites else [lfns]
+    bunches = [group[i:i + size] for group in groups for i in range(0, len(group), size)]
+    if max_jobs > 0:
+        bunches = bunches[:max_jobs]
+    # a file without a run number is named after its position in the list
+    position = {lfn: i for i, lfn in enumerate(lfns)} if len(groups) > 1 else None
+    file_tokens, start = [], 0
+    for bunch in bunches:
+        file_tokens.append([run_token(lfn, position[lfn] if position else start + offset)
+                            for offset, lfn in enumerate(bunch)])
+        start += len(bunch)
+    tokens = [ft[0] if len(ft) == 1 else f"{ft[0]}-{ft[-1]}" for ft in file_tokens]
+    repeated = {t for t, n in Counter(tokens).items() if n > 1}
+    tokens = [f"{t}_j{i}" if t in repeated else t for i, t in enumerate(tokens)]
+    return [Bunch(*job) for job in zip(bunches, file_tokens, tokens, strict=True)]
+
+
 def plan_jobs(
     stage: Stage,
     particle: Particle,
@@ -170,26 +201,11 @@ def plan_jobs(
                          "set PlanSettings.merge_script")
     models = model_inputs(stage, settings)
     sandbox = tuple(p for p in (settings.analysis_config, settings.merge_script) if p)
-    size = settings.files_per_job
-    groups: Sequence[Sequence[str]] = site_groups(lfns, sites) if sites else [lfns]
-    bunches = [group[i:i + size] for group in groups for i in range(0, len(group), size)]
-    if settings.max_jobs > 0:
-        bunches = bunches[:settings.max_jobs]
-    # a file without a run number is named after its position in the list
-    position = {lfn: i for i, lfn in enumerate(lfns)} if len(groups) > 1 else None
-    file_tokens, start = [], 0
-    for bunch in bunches:
-        file_tokens.append([run_token(lfn, position[lfn] if position else start + offset)
-                            for offset, lfn in enumerate(bunch)])
-        start += len(bunch)
-    tokens = [ft[0] if len(ft) == 1 else f"{ft[0]}-{ft[-1]}" for ft in file_tokens]
-    repeated = {t for t, n in Counter(tokens).items() if n > 1}
-    tokens = [f"{t}_j{i}" if t in repeated else t for i, t in enumerate(tokens)]
-
+    bunches = job_bunches(lfns, settings.files_per_job, sites, settings.max_jobs)
     make_step = step_template(stage, settings)
     lfn_stage_dir = settings.lfn_stage_dir.rstrip("/") + "/"
     specs: list[JobSpec] = []
-    for index, (bunch, token) in enumerate(zip(bunches, tokens, strict=True)):
+    for bunch, file_tokens, token in bunches:
         name = job_name(stage, particle, settings.analysis, token)
         if len(name) > MAX_JOB_NAME:
             raise InputError(f"job name {name!r} is {len(name)} characters long",
@@ -200,9 +216,8 @@ def plan_jobs(
         if len(bunch) == 1:
             steps: tuple[tuple[str, ...], ...] = (make_step(final, files[0]),)
         else:
-            parts = [output_name(stage, particle, settings.mode,
-                                 f"{file_tokens[index][offset]}_part{offset}")
-                     for offset in range(len(bunch))]
+            parts = [output_name(stage, particle, settings.mode, f"{file_token}_part{offset}")
+                     for offset, file_token in enumerate(file_tokens)]
             steps = (*(make_step(part, file) for part, file in zip(parts, files, strict=True)),
                      ("python", MERGE_SCRIPT, "-o", final, *parts))
         specs.append(JobSpec(
@@ -228,11 +243,13 @@ def plan_jobs(
 
 def canary_job(spec: JobSpec) -> JobSpec:
     """The canary of ``spec``: the same job on its first input file alone (its first step,
-    then the merge of that one part if the job merges), named ``<name>_canary`` (shortened
-    with a digest to DIRAC's limit), its output in the ``canary`` folder beside the stage's."""
+    then, if the job merges its parts, its last step with that one part: a job's merge step
+    ends with the parts), named ``<name>_canary`` (shortened with a digest to DIRAC's limit),
+    its output in the ``canary`` folder beside the stage's."""
     steps, parts = spec.steps[:1], spec.intermediate_files[:1]
     if parts:
-        steps += (("python", MERGE_SCRIPT, "-o", spec.output_file, *parts),)
+        merge = spec.steps[-1]
+        steps += ((*merge[:len(merge) - len(spec.intermediate_files)], *parts),)
     name = spec.name + CANARY_SUFFIX
     if len(name) > MAX_JOB_NAME:
         digest = hashlib.sha256(spec.name.encode()).hexdigest()[:6]

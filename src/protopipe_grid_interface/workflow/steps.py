@@ -29,7 +29,11 @@ KINDS = {
     "model": "protopipe-MODEL on this machine",
     "upload": "upload a model, replicated where the jobs that read it have their data",
     "performance": "IRFs and sensitivity on this machine (protopipe-DL3-EventDisplay)",
+    "apply": "apply the models to a stage's merged files on this machine (ctapipe)",
+    "catalog": "give a stage's outputs CTADIRAC's metadata in the catalog (ctapipe)",
 }
+#: each pipeline's workflow file, as ``analysis create`` writes it
+TEMPLATES = {"protopipe": "workflow.yaml", "ctapipe": "workflow-ctapipe.yaml"}
 FILE_NAME = "workflow.yaml"
 
 
@@ -37,9 +41,12 @@ class StepConfig(Section):
     """One step of the workflow file."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    kind: Literal["grid", "collect", "enlarge", "model", "upload", "performance"]
+    kind: Literal["grid", "collect", "enlarge", "model", "upload", "performance", "apply",
+                  "catalog"]
     stage: Stage | None = None
     model: Literal["regressor", "classifier"] | None = None
+    #: the models an ``apply`` step applies
+    models: list[Literal["regressor", "classifier"]] = Field(default_factory=list)
     particles: list[Particle] = Field(default_factory=list)
     needs: list[str] = Field(default_factory=list)
     #: what a kind of step reads besides its inputs (``enlarge``: rows and seeds; ``model``
@@ -48,10 +55,12 @@ class StepConfig(Section):
 
     @model_validator(mode="after")
     def has_its_subject(self) -> StepConfig:
-        if self.kind in ("grid", "collect", "enlarge") and self.stage is None:
+        if self.kind in ("grid", "collect", "enlarge", "apply", "catalog") and self.stage is None:
             raise ValueError(f"step {self.name}: a {self.kind} step needs a stage")
         if self.kind in ("model", "upload") and self.model is None:
             raise ValueError(f"step {self.name}: a {self.kind} step needs a model")
+        if self.kind == "apply" and not self.models:
+            raise ValueError(f"step {self.name}: an apply step needs its models")
         return self
 
 
@@ -144,9 +153,9 @@ class Workflow:
         return seen
 
 
-def template() -> str:
-    """The protopipe workflow file ``analysis create`` writes."""
-    return files("protopipe_grid_interface").joinpath(f"data/{FILE_NAME}").read_text()
+def template(pipeline: str = "protopipe") -> str:
+    """The pipeline's workflow file ``analysis create`` writes."""
+    return files("protopipe_grid_interface").joinpath(f"data/{TEMPLATES[pipeline]}").read_text()
 
 
 def load_workflow(path: Path) -> Workflow:

@@ -5,7 +5,9 @@ analysis tree, ``analysis_metadata.yaml``, ``configs/grid.yaml`` from our templa
 ``*.yaml`` of protopipe's installed example configs with ``ANALYSES_DIRECTORY`` and
 ``ANALYSIS_NAME`` filled in, the workflow file ``run`` follows, and performance.yaml's
 ``num_use`` and ``num_showers`` set to null (derived from the DL2 files). Nothing existing is
-overwritten without ``overwrite``.
+overwritten without ``overwrite``. A ctapipe analysis (``pipeline``) gets grid.yaml's
+``Ctapipe`` section, its own workflow file and ctapipe's configurations instead
+(:func:`create_ctapipe_analysis`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -23,6 +26,9 @@ from ..config import AnalysisMetadata, describe_validation_error, load_metadata,
 from ..exceptions import ConfigError, InputError
 from ..paths import STANDARD_TREE, AnalysisTree, analyses_directory, create_paths
 from . import steps
+
+if TYPE_CHECKING:
+    from .ctapipe_configs import Contact
 from .performance import null_shower_counts
 
 
@@ -44,6 +50,7 @@ def create_analysis(
     overwrite: bool = False,
     backend: str | None = None,
     local_root: Path | None = None,
+    pipeline: Literal["protopipe", "ctapipe"] = "protopipe",
 ) -> AnalysisTree:
     """Create the analysis ``name`` under ``<output_path>/shared_folder/analyses``; with
     ``backend`` (and ``local_root`` for the local one), record where it runs."""
@@ -56,7 +63,7 @@ def create_analysis(
             grid_is_dirac=grid_is_dirac or backend == "dirac", grid_home=grid_home,
             path_from_home=path_from_home, backend=backend,
             local_root=str(Path(local_root).resolve()) if local_root and backend == "local"
-            else "")
+            else "", pipeline=pipeline)
     except ValidationError as exc:
         raise InputError(describe_validation_error(Path("analysis name"), exc)) from None
     tree = AnalysisTree(analyses, name, grid_home, path_from_home)
@@ -74,7 +81,10 @@ def create_analysis(
     tree.configs.mkdir(exist_ok=True)
 
     user_name = grid_home.rstrip("/").split("/")[-1] if grid_is_dirac and grid_home else ""
-    grid_template = files("protopipe_grid_interface").joinpath("data/grid.yaml").read_text()
+    data = files("protopipe_grid_interface").joinpath("data")
+    grid_template = data.joinpath("grid.yaml").read_text()
+    if pipeline == "ctapipe":
+        grid_template += data.joinpath("grid-ctapipe.yaml").read_text()
     write_atomic(tree.grid_config, fill(grid_template, {
         "ANALYSIS_NAME": name,
         "LOCAL": str(output_path),
@@ -91,8 +101,19 @@ def create_analysis(
         performance_config = tree.configs / "performance.yaml"
         if performance_config.is_file():  # derived from the DL2 files, unless the user sets them
             null_shower_counts(performance_config)
-    write_atomic(tree.root / steps.FILE_NAME, steps.template())
+    write_atomic(tree.root / steps.FILE_NAME, steps.template(pipeline))
     write_atomic(tree.metadata_file, yaml.safe_dump(metadata.dump()))
+    return tree
+
+
+def create_ctapipe_analysis(output_path: Path, name: str, env: Path, contact: Contact,
+                            **options: Any) -> AnalysisTree:
+    """A ctapipe analysis: :func:`create_analysis`, then ctapipe's configurations from
+    ``ctapipe-quickstart`` in ``env``, made consistent end to end (``ctapipe_configs.py``)."""
+    from .ctapipe_configs import write_configs
+
+    tree = create_analysis(output_path, name, None, pipeline="ctapipe", **options)
+    write_configs(env, tree.configs, contact)
     return tree
 
 
