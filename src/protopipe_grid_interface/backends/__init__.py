@@ -14,11 +14,11 @@ if TYPE_CHECKING:
 
 def open_backend(name: str, local_root: Path, software: SoftwareSection | None = None,
                  payload_env: Path | None = None, ses: Sequence[str] = (),
-                 admin_proxy: Path | None = None) -> Backend:
+                 admin_proxy: Path | None = None, pipeline: str = "protopipe") -> Backend:
     """The ``local`` backend in ``local_root`` (jobs run in ``payload_env``, else grid.yaml's
-    ``Software.local_env``, else the installed payload), or ``dirac`` (jobs activate
-    ``Software.worker_env``, else its CVMFS conda environment; ``ses``: grid.yaml's
-    ``GRID.upload_sites``)."""
+    ``Software.local_env``, else the installed environment of ``pipeline``), or ``dirac``
+    (jobs activate ``Software.worker_env``, else its CVMFS conda environment; ``ses``:
+    grid.yaml's ``GRID.upload_sites``)."""
     from ..config import SoftwareSection
 
     software = software or SoftwareSection()
@@ -31,4 +31,5 @@ def open_backend(name: str, local_root: Path, software: SoftwareSection | None =
     from ..software import local_payload_env
     from .local import LocalBackend
 
-    return LocalBackend(local_root, payload_env=local_payload_env(payload_env, software.local_env))
+    return LocalBackend(local_root, payload_env=local_payload_env(payload_env, software.local_env,
+                                                                  pipeline))

@@ -45,6 +45,7 @@ from . import (
     canary,
     collect,
     consistency,
+    ctapipe_tasks,
     failures,
     local_steps,
     performance,
@@ -262,6 +263,8 @@ class Engine:
                 why = "again: its inputs changed" if stale else "its inputs are ready"
                 return TaskState(task, "ready", f"would run ({why})")
             it.worked = True
+            if self.analysis.pipeline == "ctapipe":
+                return self.ctapipe_step(task, it)
             if kind == "enlarge":
                 return self.enlarge(task, it)
             if kind == "model":
@@ -360,7 +363,8 @@ class Engine:
                                    canary.CanaryOptions(self.analysis.grid.GRID.canary,
                                                         self.options.payload_env,
                                                         timeout=CANARY_TIMEOUT,
-                                                        stage_jobs=self.stage_jobs(task, specs)))
+                                                        stage_jobs=self.stage_jobs(task, specs),
+                                                        pipeline=self.analysis.pipeline))
         if passed is not None:
             it.events.append(Event(str(task), passed.describe()))
         report = submit.submit(self.store, self.backend, self.avoiding(specs))
@@ -419,8 +423,10 @@ class Engine:
                 active = any(r.status.is_active for r in self.rows(task))
                 return TaskState(task, "running" if active else "waiting",
                                  f"{len(report.outputs)} output(s) here")
+            merger = (ctapipe_tasks.merger(self.options.payload_env, tree)
+                      if self.analysis.pipeline == "ctapipe" else None)
             report = collect.collect_stage(self.store, downloader, tree, stage, particle, mode,
-                                           self.merged(stage, particle))
+                                           self.merged(stage, particle), merger=merger)
         if report.merged is None:
             return TaskState(task, "running", "nothing merged")
         merged = report.merged
@@ -464,6 +470,9 @@ class Engine:
     def merged(self, stage: Stage, particle: Particle, enlarged: bool = False) -> Path:
         """A stage's merged file (or its enlarged copy, made by an ``enlarge`` step)."""
         tree, mode = self.analysis.tree, self.analysis.grid.General.mode
+        if self.analysis.pipeline == "ctapipe":
+            return ctapipe_tasks.data_file(tree, stage, particle,
+                                           "enlarged" if enlarged else "merged")
         path = tree.data_dir(stage, particle) / merged_file_name(stage, particle, mode)
         return path.with_name(path.name.replace("_merged", "_enlarged")) if enlarged else path
 
@@ -561,6 +570,36 @@ class Engine:
         for line in performance.overview_lines(report.summary):
             it.events.append(Event(str(task), line))
         return TaskState(task, "finished", file_digest([report.irf]))
+
+
+    def ctapipe_step(self, task: Task, it: Iteration) -> TaskState:
+        """A local or catalog step of a ctapipe analysis (:mod:`.ctapipe_tasks`)."""
+        step, env, analysis = task.step, self.options.payload_env, self.analysis
+        kind = ctapipe_tasks.inputs_of(step.options)
+        if step.kind == "model":
+            done = ctapipe_tasks.train(analysis, env, self.store, step.model or "", kind)
+        elif step.kind == "performance":
+            done = ctapipe_tasks.performance(analysis, env, self.store)
+        else:
+            stage, particle = self.subject(task)
+            if step.kind == "catalog":
+                done = ctapipe_tasks.register(analysis, self.backend, self.store, stage,
+                                              particle)
+            elif step.kind == "enlarge":
+                done = ctapipe_tasks.enlarge(analysis, env, stage, particle,
+                                             step.options.get(particle.value, {}))
+            elif step.kind == "apply":
+                done = ctapipe_tasks.apply(analysis, env, self.store, stage, particle,
+                                           step.models, kind)
+            else:
+                raise InputError(f"step {step.name}: a ctapipe analysis has no {step.kind} "
+                                 "step", "see data/workflow-ctapipe.yaml")
+        for line in done.lines:
+            it.events.append(Event(str(task), line))
+        for warning in done.warnings:
+            it.events.append(Event(str(task), warning, "warning"))
+        return TaskState(task, "finished",
+                         file_digest(done.files) if done.files else digest(done.lines))
 
 
 def group(rows: Sequence[JobRow]) -> dict[tuple[Stage, Particle], list[JobRow]]:

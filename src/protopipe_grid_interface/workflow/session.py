@@ -39,7 +39,8 @@ def backend_for(choice: BackendChoice, analysis: Analysis | None = None) -> Back
     grid = analysis.grid if analysis is not None else None
     return open_backend(name or settings.backend, root or settings.local_grid,
                         grid.Software if grid else None, choice.payload_env,
-                        grid.GRID.upload_sites if grid else (), settings.admin_proxy)
+                        grid.GRID.upload_sites if grid else (), settings.admin_proxy,
+                        analysis.pipeline if analysis is not None else "protopipe")
 
 
 def attach(analysis: Analysis, choice: BackendChoice) -> tuple[Analysis, Backend]:
@@ -50,8 +51,9 @@ def attach(analysis: Analysis, choice: BackendChoice) -> tuple[Analysis, Backend
 
 
 def payload_env(choice: BackendChoice, analysis: Analysis) -> Path:
-    """Where protopipe runs on this machine for the analysis' local steps."""
-    return local_payload_env(choice.payload_env, analysis.grid.Software.local_env)
+    """Where the analysis' pipeline runs on this machine for its local steps."""
+    return local_payload_env(choice.payload_env, analysis.grid.Software.local_env,
+                             analysis.pipeline)
 
 
 @contextmanager

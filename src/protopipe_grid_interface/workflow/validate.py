@@ -196,6 +196,11 @@ def performance_problems(path: Path, document: Any, template: bool = True) -> li
 
 def config_problems(analysis: Analysis) -> list[Problem]:
     """Every problem of the analysis' payload configuration (see the module docstring)."""
+    if analysis.pipeline == "ctapipe":
+        return [Problem(analysis.tree.grid_config, "Ctapipe.process_configs",
+                        f"{name}: not found in {analysis.tree.configs}")
+                for name in analysis.grid.Ctapipe.process_configs
+                if not (analysis.tree.configs / name).is_file()]
     mode = analysis.grid.General.mode
     found = analysis_problems(analysis.config_path, read_yaml(analysis.config_path), mode)
     for model_type in ("regressor", "classifier"):
@@ -222,6 +227,10 @@ def check_analysis(analysis: Analysis, store: Store | None) -> None:
     if problems:
         raise ConfigError("\n".join(problems),
                           "fix these first: every job would fail, or compute with wrong numbers")
+    if analysis.pipeline == "ctapipe":  # the training's outputs are what the IRF step reads
+        from .ctapipe_configs import check_configs
+
+        check_configs(analysis.tree.configs)
 
 
 def check_performance(analysis: Analysis) -> None:
