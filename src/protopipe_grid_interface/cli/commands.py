@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..atomic import write_lines
 from ..backends.base import Backend
@@ -50,10 +51,23 @@ from .common import (
 
 # --- analysis and datasets ---------------------------------------------------------------------
 def analysis_create(args: argparse.Namespace) -> int:
-    tree = create_analysis(args.output_path, args.name, templates(args.payload_env),
-                           grid_home=args.grid_home, path_from_home=args.path_from_home,
-                           overwrite=args.overwrite, backend=args.backend,
-                           local_root=args.local_root)
+    where: dict[str, Any] = dict(grid_home=args.grid_home, path_from_home=args.path_from_home,
+                                 overwrite=args.overwrite, backend=args.backend,
+                                 local_root=args.local_root)
+    if args.pipeline == "ctapipe":
+        from ..software import check_payload_env, default_payload_env
+        from ..workflow.ctapipe_configs import Contact
+        from ..workflow.tree import create_ctapipe_analysis
+
+        if not args.contact:
+            raise InputError("--contact NAME EMAIL ORGANISATION is needed for a ctapipe "
+                             "analysis", "ctapipe-quickstart writes it into the configurations")
+        env = check_payload_env(args.payload_env or default_payload_env("ctapipe"), "ctapipe")
+        tree = create_ctapipe_analysis(args.output_path, args.name, env,
+                                       Contact(*args.contact), **where)
+    else:
+        tree = create_analysis(args.output_path, args.name, templates(args.payload_env),
+                               **where)
     print_lines(render.created_lines(tree))
     return 0
 
@@ -412,7 +426,7 @@ def demo(args: argparse.Namespace) -> int:
     shown: dict[str, str] = {}
     result = demo_workflow.run(args.workdir, args.payload_env, args.data, args.fresh,
                                lambda text: print_lines([text]), lambda it: show(it, shown),
-                               args.backend)
+                               args.backend, args.pipeline)
     with existing_store(result.analysis) as store:
         render.status_table(store.jobs() if store else [])
     render.outputs_table(result.outputs)

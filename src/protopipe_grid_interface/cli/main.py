@@ -76,6 +76,10 @@ def build_parser() -> ArgumentParser:
                    help="where shared_folder/ is (default: your home)")
     p.add_argument("--grid-home", default="", help="your LFN home, /vo.cta.in2p3.fr/user/x/xyz")
     p.add_argument("--path-from-home", default="", help="analyses folder below the grid home")
+    p.add_argument("--pipeline", choices=["protopipe", "ctapipe"], default="protopipe",
+                   help="the payload: protopipe 0.5, or ctapipe 0.32's tools (default: protopipe)")
+    p.add_argument("--contact", nargs=3, metavar=("NAME", "EMAIL", "ORGANISATION"),
+                   help="ctapipe: who the configurations name as their contact")
     flags(p, overwrite="fill an existing analysis again")
 
     dataset = group(nouns, "dataset", "dataset lists")
@@ -209,13 +213,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--output", "-o", type=Path, help="where (default: report.html in the "
                    "analysis folder)")
 
-    p = verb(nouns, "demo", "a whole analysis on the local backend, real protopipe",
+    p = verb(nouns, "demo", "a whole analysis on the local backend, real protopipe (or ctapipe)",
              commands.demo, analysis=False, backend=False)
     p.add_argument("--workdir", type=Path, default=Path("demo-analysis"))
     p.add_argument("--payload-env", type=Path)
     p.add_argument("--data", type=Path, help="folder with the sim_telarray files")
     p.add_argument("--backend", choices=["local", "dirac"], default="local",
                    help="dirac: a DIRAC test site whose workers are this machine")
+    p.add_argument("--pipeline", choices=["protopipe", "ctapipe"], default="protopipe",
+                   help="ctapipe: the same analysis with ctapipe 0.32's tools")
     flags(p, fresh="start again from nothing")
     return parser
 
