@@ -21,4 +21,4 @@ grep -E "^(TIMING|DIRAC box up)" "$BOX_ROOT/logs/up.log" || true
 # shellcheck disable=SC1091
 source dirac-box/client-env.sh
 # two at a time: most of a DIRAC test is waiting for the server or the pilot (two job slots)
-python -m pytest -m dirac -n 2 --dist loadscope tests/dirac
+python -m pytest -m "dirac and not demo" -n 2 --dist loadscope tests/dirac

@@ -32,6 +32,7 @@ from ..paths import merged_file_name
 from ..store import Store
 from ..workflow import engine, overview, performance
 from ..workflow.analysis import Analysis
+from ..workflow.ctapipe_tasks import data_file
 from ..workflow.results import merge_step
 
 #: points of the job-states-over-time curves
@@ -137,21 +138,25 @@ def run_seconds(transitions: list[tuple[str, str, str, str, str]]) -> dict[str, 
 
 
 def dl2_distributions(analysis: Analysis, store: Store) -> dict[str, Any]:
-    """Histograms of reconstructed energy and gammaness of each particle's merged DL2 file."""
+    """Histograms of reconstructed energy and gammaness of each particle's DL2 file: the
+    merged one (protopipe), or the one the models were applied to (ctapipe)."""
     found: dict[str, Any] = {}
-    merged = {r.particle: r for r in store.results(merge_step(Stage.DL2.value))}
+    ctapipe = analysis.pipeline == "ctapipe"
+    made = {r.particle for r in store.results(f"apply {Stage.DL2.value}" if ctapipe
+                                              else merge_step(Stage.DL2.value))}
     mode = analysis.grid.General.mode
     for particle in Particle:
-        if particle.value not in merged:
+        if particle.value not in made:
             continue
-        path = analysis.tree.data_dir(Stage.DL2, particle) / merged_file_name(
-            Stage.DL2, particle, mode)
+        path = (data_file(analysis.tree, Stage.DL2, particle, "applied") if ctapipe else
+                analysis.tree.data_dir(Stage.DL2, particle) / merged_file_name(
+                    Stage.DL2, particle, mode))
         try:
             with h5py.File(path, "r") as h5:
-                events = h5["reco_events"]
-                energy = np.asarray(events["reco_energy"], dtype=float)
-                gammaness = np.asarray(events["gammaness"], dtype=float)
-        except (OSError, KeyError, ValueError) as exc:
+                energy, gammaness = (ctapipe_dl2(h5) if ctapipe else
+                                     (np.asarray(h5["reco_events"]["reco_energy"], dtype=float),
+                                      np.asarray(h5["reco_events"]["gammaness"], dtype=float)))
+        except (OSError, KeyError, ValueError, StopIteration) as exc:
             found[particle.value] = {"file": str(path), "problem": f"not readable: {exc}"}
             continue
         positive = energy[np.isfinite(energy) & (energy > 0)]
@@ -160,6 +165,18 @@ def dl2_distributions(analysis: Analysis, store: Store) -> dict[str, Any]:
             "log_energy": histogram(np.log10(positive), LOG_ENERGY_BINS),
             "gammaness": histogram(gammaness[np.isfinite(gammaness)], GAMMANESS_BINS)}
     return found
+
+
+def ctapipe_dl2(h5: h5py.File) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstructed energy and gammaness of a ctapipe DL2 file: the first reconstructor's
+    table under ``/dl2/event/subarray/energy`` and ``.../classification``."""
+    tables = h5["dl2/event/subarray"]
+    energy = next(iter(tables["energy"].values()))
+    classification = next(iter(tables["classification"].values()))
+    column = next(n for n in energy.dtype.names if n.endswith("_energy"))
+    score = next(n for n in classification.dtype.names if n.endswith("_prediction"))
+    return (np.asarray(energy[column], dtype=float),
+            np.asarray(classification[score], dtype=float))
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> dict[str, list[float]]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from ..exceptions import ConfigError, InputError
 from ..software import (
     COMPATIBILITY,
+    CTAPIPE_VERSION,
     SUPPORTED,
     check_payload_env,
     default_payload_env,
@@ -125,6 +126,7 @@ def run_checks(machine: Machine | None = None, options: DoctorOptions | None = N
         for name in GRID_ROWS:
             context.add(name, Verdict.SKIP, NOT_NEEDED)
     check_payload(context)
+    check_ctapipe(context)
     return Report(tuple(context.checks))
 
 
@@ -457,3 +459,20 @@ def check_payload(context: _Context) -> None:
         return
     context.add("protopipe", Verdict.OK,
                 f"protopipe {version}: interface {COMPATIBILITY.get(version, '?')}")
+
+
+def check_ctapipe(context: _Context) -> None:
+    """The ctapipe profile's environment: skipped when it is not installed (only ctapipe
+    analyses need it), failed when it is there without its tools."""
+    env = default_payload_env("ctapipe")
+    if not env.is_dir():
+        context.add("ctapipe environment", Verdict.SKIP,
+                    f"{env} not installed: only ctapipe analyses need it",
+                    "scripts/install-payload.sh installs it")
+        return
+    try:
+        check_payload_env(env, "ctapipe")
+    except InputError as exc:
+        context.add("ctapipe environment", Verdict.FAIL, exc.message, exc.hint or "")
+        return
+    context.add("ctapipe environment", Verdict.OK, f"ctapipe {CTAPIPE_VERSION} tools in {env}")
