@@ -82,6 +82,13 @@ def dataset_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_split_catalog(args: argparse.Namespace) -> int:
+    analysis, backend = attach(args, Analysis.open(args.metadata))
+    print_lines(render.split_lines(analysis.split_from_catalog(
+        backend, args.path, key_values(args.query, "--query"), args.overwrite)))
+    return 0
+
+
 def dataset_dump(args: argparse.Namespace) -> int:
     from ..workflow.datasets import dump
 

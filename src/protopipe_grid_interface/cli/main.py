@@ -92,6 +92,13 @@ def build_parser() -> ArgumentParser:
                        help=f"percentages (default: {' '.join(map(str, default))})")
     p.add_argument("--seed", type=int, help="shuffle first, with this seed")
     flags(p, overwrite="replace stage lists that exist with a different content")
+    p = verb(dataset, "split-catalog", "stage lists from the catalog's split metadata "
+             "(train_en, train_cl, test: CTADIRAC's cta-prod-split-dataset)",
+             commands.dataset_split_catalog)
+    p.add_argument("--path", required=True, help="catalog folder to search below")
+    p.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
+                   help="more catalog metadata to match (repeatable), e.g. MCCampaign=PROD6")
+    flags(p, overwrite="replace stage lists that exist with a different content")
     p = verb(dataset, "dump", "write the LFNs of a catalog folder or metadata query to a list "
              "file (with replica sites beside it)", commands.dataset_dump, analysis=False)
     p.add_argument("--path", required=True, help="catalog folder to search below")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +17,12 @@ from ..config import (
     load_metadata,
     set_yaml_values,
 )
+from ..atomic import write_lines
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
 from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory, validate_lfn
 from ..store import Store
-from .ctapipe_catalog import Layout
+from .ctapipe_catalog import SPLITS, Layout
 from .ctapipe_plan import ProcessSettings, plan_process_jobs
 from .plan import PlanSettings, plan_jobs
 from .split import SplitInput, StageList, read_list, read_replicas, split_files
@@ -204,6 +205,34 @@ class Analysis:
         lists = split_files(inputs, self.tree.simtel_lists, seed, overwrite)
         return [(stage_list, self.set_list_file(stage_list.stage, stage_list.particle,
                                                 stage_list.path)) for stage_list in lists]
+
+    def split_from_catalog(self, backend: Backend, path: str, query: Mapping[str, str],
+                           overwrite: bool = False) -> list[tuple[StageList, bool]]:
+        """Stage lists from the catalog's own ``split`` metadata (``train_en``, ``train_cl``,
+        ``test``, as CTADIRAC's ``cta-prod-split-dataset`` sets it): the files below ``path``
+        matching ``query``, the split and the particle; named in grid.yaml where unset.
+        Every list is found before any is written; an existing list with another content is
+        refused unless ``overwrite``."""
+        found = [StageList(particle, stage, self.tree.simtel_lists /
+                           f"{particle.value}_{split}.list",
+                           tuple(sorted(backend.find_files(path, {
+                               **query, "split": split, "particle": particle.value}))))
+                 for stage, split in SPLITS.items() for particle in STAGE_PARTICLES[stage]]
+        found = [stage_list for stage_list in found if stage_list.lfns]
+        if not found:
+            raise InputError(f"no file below {path} has split metadata matching the query",
+                             "check --path and --query (keys: split, particle, ...)")
+        for stage_list in found:
+            text = "".join(f"{lfn}\n" for lfn in stage_list.lfns)
+            if (stage_list.path.is_file() and stage_list.path.read_text() != text
+                    and not overwrite):
+                raise InputError(f"{stage_list.path} exists with another content",
+                                 "use --overwrite to replace it")
+        self.tree.simtel_lists.mkdir(parents=True, exist_ok=True)
+        for stage_list in found:
+            write_lines(stage_list.path, stage_list.lfns)
+        return [(stage_list, self.set_list_file(stage_list.stage, stage_list.particle,
+                                                stage_list.path)) for stage_list in found]
 
     def model_method(self, model_type: str) -> str:
         """The model class analysis.yaml names for ``regressor`` or ``classifier``."""
