@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_lines
 from ..config import (
     AnalysisConfig,
     GridConfig,
@@ -17,7 +18,6 @@ from ..config import (
     load_metadata,
     set_yaml_values,
 )
-from ..atomic import write_lines
 from ..exceptions import ConfigError, InputError
 from ..models import JobSpec, Particle, Stage
 from ..paths import STAGE_PARTICLES, AnalysisTree, analyses_directory, validate_lfn
