@@ -540,7 +540,10 @@ class DiracBackend(Backend):
 
     def find_files(self, path: str, query: Mapping[str, Value]) -> list[str]:
         """DIRAC's ``findFilesByMetadata``, its query checked first (DIRAC ignores an unknown
-        key, and would return every file); a folder that is not in the catalog has no file."""
+        key, and would return every file); a folder that is not in the catalog has no file.
+
+        DIRAC compares in MySQL, unlike the other backends: a VARCHAR regardless of case, and
+        a FLOAT in single precision, so only values exact in binary (2.5, not 0.1) are found."""
         if not query:
             return sorted(f.lfn for f in self.list_directory(path, recursive=True))
         catalog = self.catalog()
