@@ -269,6 +269,110 @@ class BackendContract:
         backend.put_file(write(tmp_path / "again", b"new"), gone, se)  # the name is free again
         assert backend.metadata([gone])[gone].size == 3
 
+    # --- user metadata (DIRAC's keys are global: each key here keeps its level and type) -------
+    def put_all(self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str,
+                names: Sequence[str]) -> list[str]:
+        """Put a small file at each ``lfn_dir/name``; return the LFNs."""
+        lfns = [f"{lfn_dir}/{name}" for name in names]
+        for lfn in lfns:
+            backend.put_file(write(tmp_path / "f", lfn.encode()), lfn, se)
+        return lfns
+
+    def test_metadata_of_directories_and_files_found_by_both(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        a, b, c, e = self.put_all(backend, tmp_path, lfn_dir, se,
+                                  ["d/a.txt", "d/b.txt", "d/sub/c.txt", "d-x/e.txt"])
+        backend.set_metadata(f"{lfn_dir}/d", {"pgi_ct_site": "north", "pgi_ct_level": 2})
+        backend.set_metadata(f"{lfn_dir}/d-x/", {"pgi_ct_site": "south", "pgi_ct_level": 2})
+        for lfn, run, particle in ((a, 7, "gamma"), (b, 8, "gamma"), (c, 7, "proton"),
+                                   (e, 7, "gamma")):
+            backend.set_metadata(lfn, {"pgi_ct_run": run, "pgi_ct_particle": particle})
+
+        assert backend.find_files(lfn_dir, {"pgi_ct_site": "north", "pgi_ct_run": 7}) == [a, c]
+        assert backend.find_files(lfn_dir, {"pgi_ct_level": 2, "pgi_ct_particle": "gamma"}
+                                  ) == sorted([a, b, e])
+        assert backend.find_files(lfn_dir, {"pgi_ct_site": "west"}) == []
+        assert backend.find_files(lfn_dir, {}) == sorted([a, b, c, e])
+
+    def test_metadata_of_a_directory_is_inherited_below_it(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        [c] = self.put_all(backend, tmp_path, lfn_dir, se, ["d/sub/c.txt"])
+        backend.set_metadata(f"{lfn_dir}/d", {"pgi_ct_site": "north", "pgi_ct_level": 2})
+        backend.set_metadata(c, {"pgi_ct_run": 7, "pgi_ct_energy": 2.5})
+
+        file_meta = ours(backend.get_metadata(c))
+        assert file_meta == {"pgi_ct_site": "north", "pgi_ct_level": 2, "pgi_ct_run": 7,
+                             "pgi_ct_energy": 2.5}
+        assert [type(file_meta[k]) for k in ("pgi_ct_level", "pgi_ct_energy")] == [int, float]
+        assert ours(backend.get_metadata(f"{lfn_dir}/d/sub")) == {"pgi_ct_site": "north",
+                                                                  "pgi_ct_level": 2}
+        assert ours(backend.get_metadata(lfn_dir)) == {}
+        with pytest.raises(BackendError, match="pgi_ct_level"):  # set once per branch
+            backend.set_metadata(f"{lfn_dir}/d/sub", {"pgi_ct_level": 3})
+
+    def test_metadata_query_values_are_converted_to_the_field_type(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        [a] = self.put_all(backend, tmp_path, lfn_dir, se, ["d/a.txt"])
+        backend.set_metadata(f"{lfn_dir}/d", {"pgi_ct_level": 2})
+        backend.set_metadata(a, {"pgi_ct_run": 7, "pgi_ct_energy": 2.5})
+
+        for query in ({"pgi_ct_level": "2"}, {"pgi_ct_run": "7"}, {"pgi_ct_energy": "2.5"},
+                      {"pgi_ct_energy": 2.5, "pgi_ct_level": 2}):
+            assert backend.find_files(lfn_dir, query) == [a], query
+        assert backend.find_files(lfn_dir, {"pgi_ct_run": "8"}) == []
+        with pytest.raises(BackendError, match="pgi_ct_run"):
+            backend.find_files(lfn_dir, {"pgi_ct_run": "seven"})
+
+    def test_metadata_key_of_the_other_level_or_type_raises(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        [e] = self.put_all(backend, tmp_path, lfn_dir, se, ["d-x/e.txt"])
+        backend.set_metadata(f"{lfn_dir}/d-x", {"pgi_ct_level": 2, "pgi_ct_site": "south"})
+        backend.set_metadata(e, {"pgi_ct_run": 7, "pgi_ct_energy": 2.5})
+
+        with pytest.raises(BackendError, match=f"{e}.*pgi_ct_site"):
+            backend.set_metadata(e, {"pgi_ct_site": "north"})
+        with pytest.raises(BackendError, match=f"{lfn_dir}/d-x.*pgi_ct_run"):
+            backend.set_metadata(f"{lfn_dir}/d-x", {"pgi_ct_run": 8})
+        with pytest.raises(BackendError, match=f"{lfn_dir}/d-x.*pgi_ct_level"):
+            backend.set_metadata(f"{lfn_dir}/d-x", {"pgi_ct_level": "two"})
+        with pytest.raises(BackendError, match=f"{e}.*pgi_ct_energy"):
+            backend.set_metadata(e, {"pgi_ct_energy": "high"})
+        assert ours(backend.get_metadata(e)) == {"pgi_ct_level": 2, "pgi_ct_site": "south",
+                                                 "pgi_ct_run": 7, "pgi_ct_energy": 2.5}
+
+    def test_metadata_query_of_an_unknown_key_raises(self, backend: Backend, tmp_path: Path,
+                                                     lfn_dir: str, se: str) -> None:
+        self.put_all(backend, tmp_path, lfn_dir, se, ["d/a.txt"])
+        with pytest.raises(BackendError, match="pgi_ct_never_declared"):
+            backend.find_files(lfn_dir, {"pgi_ct_never_declared": "x"})
+
+    def test_metadata_found_below_the_search_path_only(
+            self, backend: Backend, tmp_path: Path, lfn_dir: str, se: str) -> None:
+        _, a, c, _ = self.put_all(backend, tmp_path, lfn_dir, se,
+                                  ["top.txt", "d/a.txt", "d/sub/c.txt", "d-x/e.txt"])
+        backend.set_metadata(lfn_dir, {"pgi_ct_level": 2})
+
+        assert backend.find_files(f"{lfn_dir}/d", {"pgi_ct_level": 2}) == [a, c]
+        assert backend.find_files(f"{lfn_dir}/d/sub/", {"pgi_ct_level": "2"}) == [c]
+        assert backend.find_files(f"{lfn_dir}/no-such", {"pgi_ct_level": 2}) == []
+
+    def test_metadata_of_a_path_not_in_the_catalog_raises(self, backend: Backend,
+                                                          lfn_dir: str) -> None:
+        with pytest.raises(BackendError, match=f"{lfn_dir}/nope.*catalog"):
+            backend.set_metadata(f"{lfn_dir}/nope", {"pgi_ct_level": 2})
+        with pytest.raises(BackendError, match=f"{lfn_dir}/nope.*catalog"):
+            backend.get_metadata(f"{lfn_dir}/nope")
+
+    def test_metadata_of_a_file_goes_with_it(self, backend: Backend, tmp_path: Path,
+                                             lfn_dir: str, se: str) -> None:
+        [a] = self.put_all(backend, tmp_path, lfn_dir, se, ["d/a.txt"])
+        backend.set_metadata(a, {"pgi_ct_run": 7})
+        backend.remove([a])
+        self.put_all(backend, tmp_path, lfn_dir, se, ["d/a.txt"])
+
+        assert ours(backend.get_metadata(a)) == {}
+        assert backend.find_files(lfn_dir, {"pgi_ct_run": 7}) == []
+
     # --- jobs -----------------------------------------------------------------------------------
     def test_submit_returns_one_distinct_id_per_spec_in_order(
             self, backend: Backend, make_spec: Callable[..., JobSpec]) -> None:
@@ -481,6 +585,11 @@ class BackendContract:
             backend.set_failed([job_id], "too late")
 
         assert backend.status([job_id])[job_id].status == JobStatus.DONE
+
+
+def ours(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The contract's keys of ``metadata`` (a persistent catalog may hold others' keys)."""
+    return {k: v for k, v in metadata.items() if k.startswith("pgi_ct_")}
 
 
 def started_at(log: str) -> float:

@@ -46,10 +46,15 @@ def test_dump_of_an_empty_folder_is_an_error_and_writes_nothing(
     assert not list(tmp_path.glob("x.list*"))
 
 
-def test_metadata_queries_need_a_catalog_with_metadata(backend: LocalBackend,
-                                                       tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="no file metadata"):
-        dump(backend, PROD, {"particle": "gamma"}, tmp_path / "x.list")
+def test_dump_by_catalog_metadata(backend: LocalBackend, tmp_path: Path) -> None:
+    backend.set_metadata(f"{PROD}/000xxx", {"block": 0})
+    backend.set_metadata(f"{PROD}/000xxx/gamma_run102.simtel.gz", {"particle": "gamma"})
+
+    files, _ = dump(backend, PROD, {"block": "0", "particle": "gamma"}, tmp_path / "x.list")
+
+    assert [f.lfn for f in files] == [f"{PROD}/000xxx/gamma_run102.simtel.gz"]
+    with pytest.raises(BackendError, match="Metadata field run not defined"):
+        dump(backend, PROD, {"run": "102"}, tmp_path / "x.list")
 
 
 def test_cli_dump_then_the_list_feeds_split(backend: LocalBackend, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_dump_by_folder_and_by_metadata(backend: DiracBackend, tmp_path: Path) -
         replicas = (tmp_path / "gamma.list.replicas").read_text()
         assert f"{lfns[0]}\tBOX-SE,BOX-SE2\n" in replicas
 
-        with pytest.raises(BackendError, match="unknown catalog metadata key"):
+        with pytest.raises(BackendError, match="Metadata field pgi_no_such_key not defined"):
             dump(backend, folder, {"pgi_no_such_key": "gamma"}, tmp_path / "x.list")
     finally:
         backend.remove(lfns)

@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..exceptions import BackendError
 from ..models import ANY_JOB, JobSelection, JobSpec, JobState, RemoteFile
+from .usermeta import Value
 
 
 class Backend(ABC):
@@ -96,14 +96,25 @@ class Backend(ABC):
         """Files inside the catalog directory ``path`` (empty if it does not exist): those
         directly in it, or with ``recursive`` those in all its subdirectories too."""
 
-    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
-        """LFNs below ``path`` whose catalog metadata match every ``key: value`` of ``query``
-        (all of them for an empty query), like DIRAC's ``findFilesByMetadata``. Here, for a
-        catalog that keeps no file metadata: a query by folder only."""
-        if query:
-            raise BackendError(f"the {self.name} catalog keeps no file metadata",
-                               "query by folder only, or use the DIRAC backend")
-        return [f.lfn for f in self.list_directory(path, recursive=True)]
+    @abstractmethod
+    def find_files(self, path: str, query: Mapping[str, Value]) -> list[str]:
+        """LFNs below ``path`` whose user metadata (own and inherited) match every ``key:
+        value`` of ``query`` (all of them for an empty query), like DIRAC's
+        ``findFilesByMetadata``; each value is converted to its field's type first, and an
+        unknown key is an error. The rules are :mod:`.usermeta`'s."""
+
+    @abstractmethod
+    def set_metadata(self, path: str, metadata: Mapping[str, Value]) -> None:
+        """Set user metadata on the catalog directory or file ``path`` (DIRAC's
+        ``setMetadata``), declaring the keys used for the first time (DIRAC's
+        ``addMetadataField``). ``path`` must be in the catalog; where directories are implicit
+        (the fake and local catalogs), a directory is there while a file is below it or once
+        it holds metadata."""
+
+    @abstractmethod
+    def get_metadata(self, path: str) -> dict[str, Value]:
+        """The user metadata of the catalog directory or file ``path``, with what it inherits
+        from the directories above it."""
 
     @abstractmethod
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:

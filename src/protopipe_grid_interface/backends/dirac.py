@@ -36,6 +36,7 @@ from ..iterutils import chunked
 from ..models import ANY_JOB, JobSelection, JobSpec, JobState, JobStatus, RemoteFile
 from ..retry import attempts
 from .base import Backend
+from .usermeta import DIRECTORY, FILE, Field, Value, coerce, declare, missing, normalized
 
 log = logging.getLogger(__name__)
 
@@ -537,19 +538,60 @@ class DiracBackend(Backend):
         found = self.metadata(lfns)
         return [found[lfn] for lfn in lfns if lfn in found]
 
-    def find_files(self, path: str, query: Mapping[str, str]) -> list[str]:
+    def find_files(self, path: str, query: Mapping[str, Value]) -> list[str]:
+        """DIRAC's ``findFilesByMetadata``, its query checked first (DIRAC ignores an unknown
+        key, and would return every file); a folder that is not in the catalog has no file.
+
+        DIRAC compares in MySQL, unlike the other backends: a VARCHAR regardless of case, and
+        a FLOAT in single precision, so only values exact in binary (2.5, not 0.1) are found."""
         if not query:
-            return [f.lfn for f in self.list_directory(path, recursive=True)]
+            return sorted(f.lfn for f in self.list_directory(path, recursive=True))
         catalog = self.catalog()
-        fields = self.call("getMetadataFields", catalog.getMetadataFields)
-        known = {*fields.get("FileMetaFields", {}), *fields.get("DirectoryMetaFields", {})}
-        unknown = sorted(set(query) - known)
-        if unknown:  # DIRAC ignores unknown keys, and would return every file
-            raise BackendError(f"unknown catalog metadata key {unknown[0]!r}",
-                               f"known: {', '.join(sorted(known)) or 'none'}")
-        found = self.call("findFilesByMetadata", catalog.findFilesByMetadata, dict(query),
-                          path=path)
+        path = normalized(path)
+        wanted = coerce(query, self.metadata_fields(catalog))
+        if not self.bulk("isDirectory", catalog.isDirectory, [path], missing_ok=True).get(path):
+            return []
+        found = self.call("findFilesByMetadata", catalog.findFilesByMetadata, wanted, path=path)
         return sorted(found or [])
+
+    def set_metadata(self, path: str, metadata: Mapping[str, Value]) -> None:
+        """DIRAC's ``setMetadata``, after checking ``metadata`` against the declared fields
+        (DIRAC would keep a key of the other level as an unsearchable parameter) and declaring
+        the new ones with ``addMetadataField``."""
+        catalog = self.catalog()
+        path = normalized(path)
+        level = self.path_level(catalog, path, f"set metadata {', '.join(metadata)} on")
+        values, new = declare(path, level, metadata, self.metadata_fields(catalog))
+        for key, field in new.items():
+            self.call("addMetadataField", catalog.addMetadataField, key, field.type,
+                      "-d" if field.level == DIRECTORY else "-f")
+        self.call("setMetadata", catalog.setMetadata, path, values)
+
+    def get_metadata(self, path: str) -> dict[str, Value]:
+        """DIRAC's ``getDirectoryUserMetadata`` or ``getFileUserMetadata`` (which adds what
+        the file's directory has and inherits)."""
+        catalog = self.catalog()
+        path = normalized(path)
+        level = self.path_level(catalog, path, "read the metadata of")
+        function = (catalog.getDirectoryUserMetadata if level == DIRECTORY
+                    else catalog.getFileUserMetadata)
+        found = self.call(f"user metadata of {path}", function, path)
+        return {k: v if isinstance(v, str | int | float) else str(v) for k, v in found.items()}
+
+    def metadata_fields(self, catalog: Any) -> dict[str, Field]:
+        """The metadata keys the catalog declared, with their level and DIRAC type."""
+        value = self.call("getMetadataFields", catalog.getMetadataFields)
+        return {**{k: Field(DIRECTORY, t) for k, t in value["DirectoryMetaFields"].items()},
+                **{k: Field(FILE, t) for k, t in value["FileMetaFields"].items()}}
+
+    def path_level(self, catalog: Any, path: str, doing: str) -> str:
+        """:data:`~.usermeta.DIRECTORY` or :data:`~.usermeta.FILE`; raise when ``path`` is not
+        in the catalog (``doing``: what could not be done)."""
+        if self.bulk("isDirectory", catalog.isDirectory, [path], missing_ok=True).get(path):
+            return DIRECTORY
+        if self.bulk("isFile", catalog.isFile, [path], missing_ok=True).get(path):
+            return FILE
+        raise missing(path, doing)
 
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         if not lfns:

@@ -37,6 +37,7 @@ from ..models import ANY_JOB, UNCONFIRMED, JobSelection, JobSpec, JobState, JobS
 from ..paths import validate_lfn
 from .base import Backend
 from .local import DEFAULT_SES, VO, now
+from .usermeta import UserMetadata, Value, level_of, normalized
 
 #: ``(args, work folder) -> exit code``: a program run in-process instead of as a subprocess
 Program = Callable[[Sequence[str], Path], int]
@@ -89,6 +90,7 @@ class FakeBackend(Backend):
         self.user = user
         self.lock = threading.RLock()
         self.catalog: dict[str, RemoteFile] = {}
+        self.user_metadata = UserMetadata()
         self.storage: dict[str, dict[str, bytes]] = {se: {} for se in self.ses}
         self.jobs: dict[int, FakeJob] = {}
         self.ids = itertools.count(1)
@@ -405,6 +407,29 @@ class FakeBackend(Backend):
             return [self.catalog[lfn] for lfn in sorted(self.catalog) if lfn.startswith(prefix)
                     and (recursive or "/" not in lfn[len(prefix):])]
 
+    def path_level(self, path: str, doing: str) -> str:
+        """Whether ``path`` is a file or a directory of the catalog (see ``usermeta.level_of``)."""
+        below = path.rstrip("/") + "/"
+        files_below = any(lfn.startswith(below) for lfn in self.catalog)
+        return level_of(path, path in self.catalog, files_below, doing, self.user_metadata.values)
+
+    def find_files(self, path: str, query: Mapping[str, Value]) -> list[str]:
+        with self.lock:
+            lfns = [f.lfn for f in self.list_directory(path, recursive=True)]
+            return self.user_metadata.find(lfns, query)
+
+    def set_metadata(self, path: str, metadata: Mapping[str, Value]) -> None:
+        path = normalized(validate_lfn(path))
+        with self.lock:
+            self.user_metadata.set(path, self.path_level(
+                path, f"set metadata {', '.join(metadata)} on"), metadata)
+
+    def get_metadata(self, path: str) -> dict[str, Value]:
+        path = normalized(validate_lfn(path))
+        with self.lock:
+            self.path_level(path, "read the metadata of")
+            return self.user_metadata.get(path)
+
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         with self.lock:
             return {lfn: self.catalog[lfn] for lfn in lfns if lfn in self.catalog}
@@ -433,5 +458,6 @@ class FakeBackend(Backend):
         with self.lock:
             for lfn in lfns:
                 if self.catalog.pop(lfn, None) is not None:
+                    self.user_metadata.values.pop(lfn, None)
                     for stored in self.storage.values():
                         stored.pop(lfn, None)

@@ -10,7 +10,7 @@ environment, uploads and registers the output, and ends ``Done`` or ``Failed`` w
 minor and application statuses. :meth:`LocalBackend.inject` makes chosen jobs or sites fail in
 any of the ways DIRAC reports (``faults``). Everything lives in ``root``::
 
-    root/catalog.sqlite     files, replicas, jobs, job history, injected faults
+    root/catalog.sqlite     files, replicas, user metadata, jobs, job history, injected faults
     root/se/<SE>/<lfn>      stored replicas
     root/jobs/<id>/         each job's scratch folder and std.out
 """
@@ -25,7 +25,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from ..paths import validate_lfn
 from . import faults
 from .base import Backend
 from .faults import Fault
+from .usermeta import Field, UserMetadata, Value, ancestors, level_of, normalized
 
 DEFAULT_SES = ("LOCAL-SE", "LOCAL-SE2")
 QUEUED = frozenset({JobStatus.WAITING, JobStatus.MATCHED, JobStatus.RUNNING,
@@ -64,6 +65,11 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS replicas (
     lfn TEXT NOT NULL REFERENCES files(lfn) ON DELETE CASCADE, se TEXT NOT NULL,
     path TEXT NOT NULL, PRIMARY KEY (lfn, se));
+CREATE TABLE IF NOT EXISTS meta_fields (
+    name TEXT PRIMARY KEY, level TEXT NOT NULL, type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta_values (
+    path TEXT NOT NULL, name TEXT NOT NULL REFERENCES meta_fields(name), value NOT NULL,
+    PRIMARY KEY (path, name));
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, job_group TEXT NOT NULL,
     spec TEXT NOT NULL, env TEXT NOT NULL, status TEXT NOT NULL,
@@ -430,15 +436,62 @@ class LocalBackend(Backend):
         return [*spec.input_lfns, *spec.input_data]
 
     # --- files --------------------------------------------------------------------------------
-    def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
+    def lfns_below(self, path: str, recursive: bool = True, limit: int = -1) -> list[str]:
+        """The LFNs inside the directory ``path`` (with ``recursive``, in its subdirectories
+        too), sorted."""
         prefix = validate_lfn(path).rstrip("/") + "/"
         rows = self.db.execute(
-            "SELECT lfn FROM files WHERE lfn >= ? AND lfn < ? ORDER BY lfn",
-            (prefix, prefix[:-1] + "0"),
+            "SELECT lfn FROM files WHERE lfn >= ? AND lfn < ? ORDER BY lfn LIMIT ?",
+            (prefix, prefix[:-1] + "0", limit),
         )
-        names = [lfn for (lfn,) in rows if recursive or "/" not in lfn[len(prefix):]]
+        return [lfn for (lfn,) in rows if recursive or "/" not in lfn[len(prefix):]]
+
+    def list_directory(self, path: str, recursive: bool = False) -> list[RemoteFile]:
+        names = self.lfns_below(path, recursive)
         found = self.metadata(names)
         return [found[lfn] for lfn in names]
+
+    def find_files(self, path: str, query: Mapping[str, Value]) -> list[str]:
+        path = normalized(validate_lfn(path))
+        return self.user_metadata(self.db, path).find(self.lfns_below(path), query)
+
+    def set_metadata(self, path: str, metadata: Mapping[str, Value]) -> None:
+        path = normalized(validate_lfn(path))
+        with self.transaction() as db:
+            known = self.user_metadata(db, path)
+            doing = f"set metadata {', '.join(metadata)} on"
+            values, new = known.set(path, self.path_level(path, known, doing), metadata)
+            db.executemany("INSERT INTO meta_fields VALUES (?, ?, ?)",
+                           [(key, f.level, f.type) for key, f in new.items()])
+            db.executemany("INSERT OR REPLACE INTO meta_values VALUES (?, ?, ?)",
+                           [(path, key, value) for key, value in values.items()])
+
+    def get_metadata(self, path: str) -> dict[str, Value]:
+        path = normalized(validate_lfn(path))
+        known = self.user_metadata(self.db, path)
+        self.path_level(path, known, "read the metadata of")
+        return known.get(path)
+
+    def user_metadata(self, db: sqlite3.Connection, path: str) -> UserMetadata:
+        """The declared fields, and the own metadata of ``path``, of the directories above it
+        and of the paths below it."""
+        fields = {name: Field(lvl, kind) for name, lvl, kind in
+                  db.execute("SELECT name, level, type FROM meta_fields")}
+        above = [*ancestors(path), path]
+        below = path.rstrip("/") + "/"
+        rows = db.execute(
+            f"SELECT path, name, value FROM meta_values WHERE path IN "  # noqa: S608
+            f"({','.join('?' * len(above))}) OR (path >= ? AND path < ?)",
+            [*above, below, below[:-1] + "0"])
+        values: dict[str, dict[str, Value]] = {}
+        for place, name, value in rows:
+            values.setdefault(place, {})[name] = value
+        return UserMetadata(fields, values)
+
+    def path_level(self, path: str, known: UserMetadata, doing: str) -> str:
+        """Whether ``path`` is a file or a directory of the catalog (see ``usermeta.level_of``)."""
+        return level_of(path, path in self.metadata([path]), bool(self.lfns_below(path, limit=1)),
+                     doing, known.values)
 
     def metadata(self, lfns: Sequence[str]) -> dict[str, RemoteFile]:
         found: dict[str, RemoteFile] = {}
@@ -520,6 +573,7 @@ class LocalBackend(Backend):
             with self.transaction() as db:
                 db.execute("DELETE FROM replicas WHERE lfn = ?", (lfn,))
                 db.execute("DELETE FROM files WHERE lfn = ?", (lfn,))
+                db.execute("DELETE FROM meta_values WHERE path = ?", (lfn,))
             for se in meta.replicas:
                 self.replica_path(lfn, se).unlink(missing_ok=True)
 

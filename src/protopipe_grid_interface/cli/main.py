@@ -103,7 +103,7 @@ def build_parser() -> ArgumentParser:
              "file (with replica sites beside it)", commands.dataset_dump, analysis=False)
     p.add_argument("--path", required=True, help="catalog folder to search below")
     p.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
-                   help="catalog metadata to match (repeatable; DIRAC catalog)")
+                   help="catalog metadata to match (repeatable)")
     p.add_argument("-o", "--output", type=Path, required=True, help="list file to write")
     p = verb(dataset, "register", "register local files as a production (local backend), and "
              "write their list file", commands.dataset_register, analysis=False)
