@@ -322,13 +322,13 @@ def summarise(path: Path) -> dict[str, int]:
                           ("array_events", "/dl1/event/subarray/trigger"),
                           ("telescope_events", "/dl1/event/telescope/trigger")):
             if node in h5:
-                counts[key] = h5.get_node(node).nrows
+                counts[key] = int(h5.get_node(node).nrows)
         if "/dl2/event/subarray" in h5:
             for table in h5.walk_nodes("/dl2/event/subarray", "Table"):
                 kind, name = table._v_pathname.split("/")[-2:]
                 valid = f"{name}_is_valid"
                 counts[f"dl2_{kind}_{name}"] = (int(table.col(valid).sum())
-                                                if valid in table.colnames else table.nrows)
+                                                if valid in table.colnames else int(table.nrows))
     return counts
 
 
