@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,10 @@ from .results import CameraScore, ModelResult, classifier_scores, regressor_scor
 PAYLOAD_SCRIPTS = Path(__file__).resolve().parent.parent / "payload"
 
 
-def run_payload(env: Path, argv: Sequence[str], log: Path, cwd: Path | None = None) -> None:
-    """Run one payload command with its output in ``log``; a failure names the log."""
+def run_payload(env: Path, argv: Sequence[str], log: Path, cwd: Path | None = None,
+                failure_line: Callable[[list[str]], str] | None = None) -> None:
+    """Run one payload command with its output in ``log``; a failure names the log, and the
+    line of the log that says why (``failure_line`` picks it; the last line by default)."""
     program = Path(env) / "bin" / argv[0]
     if not program.exists():
         raise InputError(f"payload environment {env}: bin/{argv[0]} not found",
@@ -40,8 +42,9 @@ def run_payload(env: Path, argv: Sequence[str], log: Path, cwd: Path | None = No
             stdin=subprocess.DEVNULL, cwd=cwd, check=False,
         ).returncode
     if code != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        raise PayloadError(f"{argv[0]} exited with status {code}: {tail[0][:200]}",
+        lines = log.read_text(errors="replace").strip().splitlines()
+        why = failure_line(lines) if failure_line else (lines[-1] if lines else "")
+        raise PayloadError(f"{argv[0]} exited with status {code}: {why[:200]}",
                            f"full log: {log}")
 
 
