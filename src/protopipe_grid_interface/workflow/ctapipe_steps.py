@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_all, write_with
-from ..exceptions import InputError
+from ..exceptions import InputError, PayloadError
 from .ctapipe_configs import (
     CLASSIFIER_CONFIG,
     ENERGY_CONFIG,
@@ -182,6 +182,9 @@ def enlarge(env: Path, source: Path, output: Path, *, particle: str, events: int
     def write(partial: Path) -> None:
         run_payload(env, ["python", str(ENLARGE_SCRIPT), str(source), str(partial), *argv],
                     log_path(output), cwd=workdir, failure_line=failure_line)
+        if not partial.is_file():
+            raise PayloadError(f"ctapipe_enlarge.py wrote no {output}",
+                               f"full log: {log_path(output)}")
 
     Path(workdir).mkdir(parents=True, exist_ok=True)
     write_with(output, write, keep_extension=True)
@@ -241,6 +244,9 @@ def optimise_and_irf(env: Path, configs: Path, gamma: Path, proton: Path, electr
         argv = irf_argv(configs, cuts, gamma, proton, electron, *partials)
         run_payload(env, job_argv([*argv, "--provenance-log", str(provenance_path(irf))]),
                     log_path(irf), cwd=workdir, failure_line=failure_line)
+        if not partials[0].is_file():
+            raise PayloadError(f"ctapipe-compute-irf wrote no {irf}",
+                               f"full log: {log_path(irf)}")
 
     write_all([irf, benchmarks], compute, keep_extension=True)
     return IrfFiles(cuts, irf, benchmarks if benchmarks.is_file() else None)
@@ -273,7 +279,8 @@ def run_tool(env: Path, argv: Callable[[Path], list[str]], output: Path, workdir
                                    str(provenance_path(output))]),
                     log_path(output), cwd=workdir, failure_line=failure_line)
         if not partial.is_file():
-            raise InputError(f"{argv(partial)[0]} wrote no {output}", f"see {log_path(output)}")
+            raise PayloadError(f"{argv(partial)[0]} wrote no {output}",
+                               f"full log: {log_path(output)}")
 
     write_with(output, write, keep_extension=True)
     return output
