@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from protopipe_grid_interface.config import CtapipeSection, load_metadata
-from protopipe_grid_interface.exceptions import ConfigError
+from protopipe_grid_interface.exceptions import ConfigError, InputError
 from protopipe_grid_interface.models import Particle, Stage
 from protopipe_grid_interface.workflow import consistency, steps, validate
 from protopipe_grid_interface.workflow.analysis import Analysis
@@ -142,3 +142,27 @@ class _NoModels:
 
     def metadata(self, lfns: object) -> dict[str, object]:
         return {}
+
+
+def test_stage_lists_come_from_the_catalogs_split_metadata(ctapipe_analysis: Analysis) -> None:
+    from protopipe_grid_interface.backends.fake import FakeBackend
+
+    backend = FakeBackend()
+    production = "/vo/MC/PROD6/LaPalma"
+    for particle, runs in (("gamma", [1, 2, 3]), ("proton", [4, 5])):
+        for lfn in lfns(runs, particle):
+            backend.register(f"{production}/{particle}/{lfn.rpartition('/')[2]}", "LOCAL-SE",
+                             b"x")
+        backend.set_metadata(f"{production}/{particle}", {"particle": particle})
+    splits = {1: "train_en", 2: "test", 3: "test", 4: "train_cl", 5: "test"}
+    for lfn in backend.find_files(production, {}):
+        run = int(lfn.split("_run")[1].split("_")[0])
+        backend.set_metadata(lfn, {"split": splits[run]})
+    written = ctapipe_analysis.split_from_catalog(backend, production, {}, overwrite=True)
+    counts = {(s.particle.value, s.stage.value): len(s.lfns) for s, _ in written}
+    assert counts == {("gamma", "training-energy"): 1, ("gamma", "dl2"): 2,
+                      ("proton", "training-classification"): 1, ("proton", "dl2"): 1}
+    test_gammas = ctapipe_analysis.list_file(Stage.DL2, Particle.GAMMA)
+    assert test_gammas.read_text().count("\n") == 2
+    with pytest.raises(InputError, match="no file below /vo/MC/PROD5"):
+        ctapipe_analysis.split_from_catalog(backend, "/vo/MC/PROD5", {})

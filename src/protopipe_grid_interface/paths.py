@@ -69,6 +69,10 @@ SPLIT_SUFFIX = {
 }
 
 
+#: where a ctapipe analysis' local tools keep their numba and astropy caches (its folder)
+CTAPIPE_WORK = ".ctapipe-work"
+
+
 def analyses_directory(output_path: Path) -> Path:
     """``<output_path>/shared_folder/analyses``: where ``protopipe-CREATE_ANALYSIS`` puts
     analyses (``shared_folder/productions`` beside it)."""

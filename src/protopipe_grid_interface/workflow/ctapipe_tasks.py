@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..backends.base import Backend
 from ..models import JobStatus, Particle, Stage
-from ..paths import AnalysisTree
+from ..paths import CTAPIPE_WORK, AnalysisTree
 from ..store import Store
 from . import ctapipe_steps
 from .analysis import Analysis
@@ -55,7 +55,7 @@ def model_file(tree: AnalysisTree, model_type: str) -> Path:
 
 def work_folder(tree: AnalysisTree) -> Path:
     """Where the tools keep their numba and astropy caches between local steps."""
-    return tree.root / ".ctapipe-work"
+    return tree.root / CTAPIPE_WORK
 
 
 def merger(env: Path, tree: AnalysisTree) -> Merger:
@@ -65,8 +65,8 @@ def merger(env: Path, tree: AnalysisTree) -> Merger:
         ctapipe_steps.merge(env, inputs, output, workdir=work_folder(tree))
         figures = ctapipe_steps.summarise(output)
         tables = {t: n for t, n in table_rows(output).items() if t in KEY_TABLES}
-        return MergeResult(output, len(inputs), int(figures.get("showers", 0)), len(inputs),
-                           tables=tables)
+        return MergeResult(output, len(inputs), figures.get("simulated_showers", 0),
+                           len(inputs), tables=tables)
 
     return merge
 
@@ -81,9 +81,10 @@ def enlarge(analysis: Analysis, env: Path, stage: Stage, particle: Particle,
                           workdir=work_folder(tree), **dict(options))
     figures = ctapipe_steps.summarise(output)
     return Done([output], [f"NOTE: {source.name} cloned into {output.name} "
-                           f"({figures.get('events', '?')} events, {figures.get('showers', '?')} "
-                           "showers; energies and directions drawn anew): a stand-in for "
-                           "statistics that do not exist offline, not physics"])
+                           f"({figures.get('array_events', '?')} array events of "
+                           f"{figures.get('simulated_showers', '?')} simulated showers; energies "
+                           "and directions drawn anew): a stand-in for statistics that do not "
+                           "exist offline, not physics"])
 
 
 def inputs_of(options: Mapping[str, Any]) -> Kind:
@@ -108,9 +109,15 @@ def train(analysis: Analysis, env: Path, store: Store, model_type: str, kind: Ki
                                        data_file(tree, stage, Particle.GAMMA, "applied"),
                                        data_file(tree, stage, Particle.PROTON, "applied"),
                                        output, workdir=work_folder(tree))
-    store.record_result(f"model {model_type}", "", {"file": output.name,
-                                                    "bytes": output.stat().st_size})
-    return Done([output], [f"{output.name} trained"])
+    scores = ctapipe_steps.training_scores(ctapipe_steps.log_path(output))
+    score = "ROC AUC" if model_type == "classifier" else "R^2"
+    store.record_result(f"model {model_type}", "", {"file": output.name, "score": score,
+                                                    "cross_validation": scores})
+    low = [f"{telescope} {value:.2f}" for telescope, value in scores.items() if value < 0.6]
+    return Done([output], [f"{output.name} trained; mean {score} from cross-validation: " +
+                           (", ".join(f"{t} {v:.3f}" for t, v in scores.items()) or "none")],
+                [f"{output.name}: {score} {', '.join(low)}: barely better than chance"]
+                if low else [])
 
 
 def apply(analysis: Analysis, env: Path, store: Store, stage: Stage, particle: Particle,
@@ -120,10 +127,14 @@ def apply(analysis: Analysis, env: Path, store: Store, stage: Stage, particle: P
     source, output = data_file(tree, stage, particle, kind), data_file(tree, stage, particle,
                                                                          "applied")
     ctapipe_steps.apply_models(env, source, output, [model_file(tree, m) for m in models],
-                               workdir=work_folder(tree))
+                               workdir=work_folder(tree),
+                               parameters=stage is not Stage.DL2)  # the IRFs need none
     figures = ctapipe_steps.summarise(output)
     store.record_result(f"apply {stage.value}", particle.value, dict(figures))
-    return Done([output], [f"{', '.join(models)} applied -> {output.name}"])
+    valid = ", ".join(f"{key.split('_', 2)[1]} {value}" for key, value in figures.items()
+                      if key.startswith("dl2_"))
+    return Done([output], [f"{', '.join(models)} applied -> {output.name} "
+                           f"({figures.get('array_events', 0)} events; valid: {valid})"])
 
 
 def performance(analysis: Analysis, env: Path, store: Store) -> Done:
@@ -136,11 +147,13 @@ def performance(analysis: Analysis, env: Path, store: Store) -> Done:
                                          files[Particle.PROTON], files[Particle.ELECTRON],
                                          tree.dl3, workdir=work_folder(tree))
     summary = dict(ctapipe_steps.irf_summary(irf))
-    store.record_result("performance", "", summary)
+    warnings = ([] if summary.get("effective_area_bins_above_zero") else
+                ["the effective area is zero in every bin"])
+    store.record_result("performance ctapipe", "", {"irf": str(irf.irf), **summary}, warnings)
     made = [p for p in (irf.cuts, irf.irf, irf.benchmarks) if p is not None]
     lines = [f"event selection and IRFs (ctapipe): {', '.join(p.name for p in made)}"]
     lines += [f"{key}: {value}" for key, value in summary.items()]
-    return Done(made, lines)
+    return Done(made, lines, warnings)
 
 
 def register(analysis: Analysis, backend: Backend, store: Store, stage: Stage,

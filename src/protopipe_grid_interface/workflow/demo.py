@@ -169,7 +169,8 @@ def run(workdir: Path, payload_env: Path | None, data: Path | None, fresh: bool,
         where: dict[str, Any] = dict(grid_home=backend.home(), overwrite=True,
                                      backend=backend.name, local_root=local_root)
         tree = (create_ctapipe_analysis(workdir, profile.name, env, Contact(*DEMO_CONTACT),
-                                        **where) if pipeline == "ctapipe" else
+                                        gamma_diffuse=True, **where)
+                if pipeline == "ctapipe" else
                 create_analysis(workdir, profile.name, example_configs(env), **where))
         fill_configs(tree.root, str(env), profile)
         say(f"analysis created: {tree.root} ({pipeline}, {backend.name} backend)")

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from ..atomic import write_atomic
 from ..config import AnalysisMetadata, describe_validation_error, load_metadata, read_yaml
 from ..exceptions import ConfigError, InputError
-from ..paths import STANDARD_TREE, AnalysisTree, analyses_directory, create_paths
+from ..paths import CTAPIPE_WORK, STANDARD_TREE, AnalysisTree, analyses_directory, create_paths
 from . import steps
 
 if TYPE_CHECKING:
@@ -106,14 +106,16 @@ def create_analysis(
     return tree
 
 
-def create_ctapipe_analysis(output_path: Path, name: str, env: Path, contact: Contact,
-                            **options: Any) -> AnalysisTree:
+def create_ctapipe_analysis(output_path: Path, name: str, env: Path, contact: Contact, *,
+                            gamma_diffuse: bool = False, **options: Any) -> AnalysisTree:
     """A ctapipe analysis: :func:`create_analysis`, then ctapipe's configurations from
-    ``ctapipe-quickstart`` in ``env``, made consistent end to end (``ctapipe_configs.py``)."""
+    ``ctapipe-quickstart`` in ``env``, made consistent end to end (``ctapipe_configs.py``;
+    ``gamma_diffuse``: IRFs over several field-of-view offsets, for diffuse test gammas)."""
     from .ctapipe_configs import write_configs
 
     tree = create_analysis(output_path, name, None, pipeline="ctapipe", **options)
-    write_configs(env, tree.configs, contact)
+    write_configs(env, tree.configs, contact, gamma_diffuse=gamma_diffuse,
+                  overwrite=bool(options.get("overwrite")), workdir=tree.root / CTAPIPE_WORK)
     return tree
 
 
