@@ -578,7 +578,9 @@ def test_command_json_and_exit_codes(world: World, pki: Pki, listener: int, list
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["verdict"] == "OK" and data["exit_code"] == 0
-    assert {c["verdict"] for c in data["checks"]} == {"OK"}
+    # HOME is the world's: no ctapipe environment there, which only ctapipe analyses need
+    assert {c["name"]: c["verdict"] for c in data["checks"] if c["verdict"] != "OK"} == {
+        "ctapipe environment": "SKIP"}
     assert data["checks"][0] == {"name": "X509_CERT_DIR", "verdict": "OK",
                                  "detail": world.env["X509_CERT_DIR"], "fix": ""}
 
@@ -614,7 +616,8 @@ def test_local_backend_skips_the_grid_checks(world: World) -> None:
     assert {verdicts(grid)[name] for name in ("X509_CERT_DIR", "proxy", "dirac.cfg")} == \
         {Verdict.FAIL}
     report = world.run(grid=False)
-    assert [c.name for c in report.checks] == [*GRID_ROWS, "payload environment", "protopipe"]
+    assert [c.name for c in report.checks] == [*GRID_ROWS, "payload environment", "protopipe",
+                                               "ctapipe environment"]
     assert all(check(report, name) == Check(name, Verdict.SKIP,
                                             "not needed for the local backend")
                for name in GRID_ROWS)
@@ -649,11 +652,13 @@ def test_command_on_the_local_backend(world: World) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""
     assert "not needed for the local backend" in done.stdout
-    assert done.stdout.count("FAIL") == 1 and "0 FAIL, 9 SKIP" in done.stdout  # the summary
+    # the summary; the ctapipe environment is skipped: not under this XDG_CACHE_HOME
+    assert done.stdout.count("FAIL") == 1 and "0 FAIL, 10 SKIP" in done.stdout
 
     data = json.loads(doctor_command(env, "--json", *payload).stdout)
     assert {c["name"]: c["verdict"] for c in data["checks"]} == {
-        **dict.fromkeys(GRID_ROWS, "SKIP"), "payload environment": "OK", "protopipe": "OK"}
+        **dict.fromkeys(GRID_ROWS, "SKIP"), "payload environment": "OK", "protopipe": "OK",
+        "ctapipe environment": "SKIP"}
     assert (data["verdict"], data["exit_code"]) == ("OK", 0)
 
     for grid_env, args in (({**env, "PGI_BACKEND": "dirac"}, ()), (env, ("--backend", "dirac"))):
@@ -661,7 +666,8 @@ def test_command_on_the_local_backend(world: World) -> None:
         assert done.returncode == 1
         rows = {c["name"]: c["verdict"] for c in json.loads(done.stdout)["checks"]}
         assert rows["proxy"] == rows["dirac.cfg"] == rows["X509_CERT_DIR"] == "FAIL"
-        assert "SKIP" not in rows.values()
+        assert [name for name, verdict in rows.items() if verdict == "SKIP"] == [
+            "ctapipe environment"]  # no grid row skipped
 
 
 @pytest.mark.payload

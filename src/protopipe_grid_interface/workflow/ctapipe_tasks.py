@@ -152,8 +152,17 @@ def performance(analysis: Analysis, env: Path, store: Store) -> Done:
     store.record_result("performance ctapipe", "", {"irf": str(irf.irf), **summary}, warnings)
     made = [p for p in (irf.cuts, irf.irf, irf.benchmarks) if p is not None]
     lines = [f"event selection and IRFs (ctapipe): {', '.join(p.name for p in made)}"]
-    lines += [f"{key}: {value}" for key, value in summary.items()]
+    lines += [f"{key}: {shown(value)}" for key, value in summary.items()]
     return Done(made, lines, warnings)
+
+
+def shown(value: Any) -> str:
+    """A figure for a line: floats to 3 significant digits, ranges as ``low-high``."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list) and len(value) == 2:
+        return "-".join(map(shown, value))
+    return str(value)
 
 
 def register(analysis: Analysis, backend: Backend, store: Store, stage: Stage,
