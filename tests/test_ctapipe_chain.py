@@ -22,6 +22,7 @@ from contract import unavailable
 
 from protopipe_grid_interface.atomic import partial_path
 from protopipe_grid_interface.exceptions import ConfigError, InputError, PayloadError
+from protopipe_grid_interface.report.data import ctapipe_dl2
 from protopipe_grid_interface.settings import environment
 from protopipe_grid_interface.workflow import ctapipe_configs, ctapipe_steps
 from protopipe_grid_interface.workflow.ctapipe_configs import Contact
@@ -468,6 +469,10 @@ def test_local_chain(ctapipe_env: Path, tmp_path: Path) -> None:
     assert all(0.6 < value < 1.0 for value in auc.values()), auc
     assert all(value > 0.5 for value in energy_r2.values()), energy_r2
     assert gamma["array_events"] == CHAIN_EVENTS["gamma_test"]
+    # what the report histograms: reconstructed energy and gammaness of the applied file
+    energies, gammaness = ctapipe_dl2(tests["gamma_test"])
+    assert len(energies) == len(gammaness) == CHAIN_EVENTS["gamma_test"]
+    assert np.nanmin(gammaness) >= 0 and np.nanmax(gammaness) <= 1
     assert gamma["dl2_energy_ExtraTreesRegressor"] > 0.3 * CHAIN_EVENTS["gamma_test"]
     assert gamma["dl2_particle_type_ExtraTreesClassifier"] > 0.3 * CHAIN_EVENTS["gamma_test"]
     assert irf.cuts.is_file() and irf.irf.is_file() and irf.benchmarks is not None

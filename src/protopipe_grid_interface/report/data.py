@@ -154,10 +154,7 @@ def dl2_distributions(analysis: Analysis, store: Store) -> dict[str, Any]:
                 analysis.tree.data_dir(Stage.DL2, particle) / merged_file_name(
                     Stage.DL2, particle, mode))
         try:
-            with h5py.File(path, "r") as h5:
-                energy, gammaness = (ctapipe_dl2(h5) if ctapipe else
-                                     (np.asarray(h5["reco_events"]["reco_energy"], dtype=float),
-                                      np.asarray(h5["reco_events"]["gammaness"], dtype=float)))
+            energy, gammaness = ctapipe_dl2(path) if ctapipe else protopipe_dl2(path)
         except (OSError, KeyError, ValueError, StopIteration) as exc:
             found[particle.value] = {"file": str(path), "problem": f"not readable: {exc}"}
             continue
@@ -169,16 +166,27 @@ def dl2_distributions(analysis: Analysis, store: Store) -> dict[str, Any]:
     return found
 
 
-def ctapipe_dl2(h5: h5py.File) -> tuple[np.ndarray, np.ndarray]:
+def protopipe_dl2(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstructed energy and gammaness of protopipe's merged DL2 file (``/reco_events``)."""
+    with h5py.File(path, "r") as h5:
+        events = h5["reco_events"]
+        return (np.asarray(events["reco_energy"], dtype=float),
+                np.asarray(events["gammaness"], dtype=float))
+
+
+def ctapipe_dl2(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Reconstructed energy and gammaness of a ctapipe DL2 file: the first reconstructor's
-    table under ``/dl2/event/subarray/energy`` and ``.../classification``."""
-    tables = h5["dl2/event/subarray"]
-    energy = next(iter(tables["energy"].values()))
-    classification = next(iter(tables["classification"].values()))
-    column = next(n for n in energy.dtype.names if n.endswith("_energy"))
-    score = next(n for n in classification.dtype.names if n.endswith("_prediction"))
-    return (np.asarray(energy[column], dtype=float),
-            np.asarray(classification[score], dtype=float))
+    table under ``/dl2/event/subarray/energy`` and ``.../particle_type`` (PyTables: ctapipe
+    compresses with blosc, which h5py cannot read)."""
+    import tables
+
+    with tables.open_file(str(path), "r") as h5:
+        energy = next(iter(h5.get_node("/dl2/event/subarray/energy")))
+        score = next(iter(h5.get_node("/dl2/event/subarray/particle_type")))
+        column = next(n for n in energy.colnames if n.endswith("_energy"))
+        prediction = next(n for n in score.colnames if n.endswith("_prediction"))
+        return (np.asarray(energy.col(column), dtype=float),
+                np.asarray(score.col(prediction), dtype=float))
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> dict[str, list[float]]:
