@@ -166,3 +166,9 @@ def test_stage_lists_come_from_the_catalogs_split_metadata(ctapipe_analysis: Ana
     assert test_gammas.read_text().count("\n") == 2
     with pytest.raises(InputError, match="no file below /vo/MC/PROD5"):
         ctapipe_analysis.split_from_catalog(backend, "/vo/MC/PROD5", {})
+
+
+def test_a_protopipe_workflow_refuses_ctapipe_steps() -> None:
+    document = {"steps": [{"name": "tag", "kind": "catalog", "stage": "dl2"}]}
+    with pytest.raises(ValueError, match="catalog steps are for the ctapipe pipeline"):
+        steps.WorkflowFile.model_validate(document)

@@ -32,6 +32,8 @@ KINDS = {
     "apply": "apply the models to a stage's merged files on this machine (ctapipe)",
     "catalog": "give a stage's outputs CTADIRAC's metadata in the catalog (ctapipe)",
 }
+#: kinds only a ctapipe analysis has
+CTAPIPE_KINDS = ("apply", "catalog")
 #: each pipeline's workflow file, as ``analysis create`` writes it
 TEMPLATES = {"protopipe": "workflow.yaml", "ctapipe": "workflow-ctapipe.yaml"}
 FILE_NAME = "workflow.yaml"
@@ -77,6 +79,9 @@ class WorkflowFile(Section):
         if twice:
             raise ValueError(f"step {twice[0]} is defined twice")
         for step in self.steps:
+            if step.kind in CTAPIPE_KINDS and self.pipeline != "ctapipe":
+                raise ValueError(f"step {step.name}: {step.kind} steps are for the ctapipe "
+                                 "pipeline (pipeline: ctapipe)")
             unknown = [need for need in step.needs if need not in names]
             if unknown:
                 raise ValueError(f"step {step.name} needs {unknown[0]}, which is not a step")
