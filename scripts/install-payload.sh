@@ -47,7 +47,7 @@ if [ ! -f "$CTAPIPE/.complete" ]; then
   "$CTAPIPE/bin/pip" install -q --disable-pip-version-check \
     -c "$(dirname "$0")/ctapipe-constraints.txt" "ctapipe[eventio]==0.32.0" pyirf==0.15.0 2>&1 \
     | { grep -v "is ignored" || true; }
-  "$CTAPIPE/bin/ctapipe-process" --version >/dev/null
+  "$CTAPIPE/bin/python" -c "import ctapipe.tools.process"  # a tool run would log provenance here
   touch "$CTAPIPE/.complete"
 fi
 DATA=$ROOT/data
