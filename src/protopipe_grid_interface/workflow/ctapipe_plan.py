@@ -19,9 +19,8 @@ from pathlib import Path
 
 from ..exceptions import InputError
 from ..models import JobSpec, Particle, Stage
-from ..paths import STAGE_PARTICLES
 from .ctapipe_catalog import SPLITS, Layout
-from .plan import MAX_JOB_NAME, RUN_PATTERN, job_bunches
+from .plan import MAX_JOB_NAME, RUN_PATTERN, check_plan, job_bunches
 
 PAYLOAD = Path(__file__).resolve().parent.parent / "payload"
 JOB_SCRIPT = PAYLOAD / "ctapipe_job.py"
@@ -82,18 +81,10 @@ def plan_process_jobs(stage: Stage, particle: Particle, lfns: Sequence[str],
                       sites: Mapping[str, Sequence[str]] | None = None) -> list[JobSpec]:
     """Group ``lfns`` into process jobs (see the module docstring); with ``sites``, a job only
     gets files stored at the same storage elements."""
-    if particle not in STAGE_PARTICLES[stage]:
-        allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
-        raise InputError(f"particle {particle.value!r} has no {stage.value} stage",
-                         f"expected one of: {allowed}")
-    if settings.files_per_job <= 0:
-        raise InputError(f"files per job must be positive, got {settings.files_per_job}")
+    check_plan(stage, particle, lfns, settings.files_per_job)
     if not settings.configs:
         raise InputError("no ctapipe-process configuration: set Ctapipe.process_configs in "
                          "grid.yaml")
-    if len(set(lfns)) != len(lfns):
-        duplicate = next(lfn for lfn, n in Counter(lfns).items() if n > 1)
-        raise InputError(f"duplicate input LFN {duplicate}")
     obs = obs_ids(lfns)
     config_args = tuple(arg for path in settings.configs for arg in ("-c", Path(path).name))
     sandbox = (str(JOB_SCRIPT), *settings.configs)

@@ -139,6 +139,21 @@ def site_groups(lfns: Sequence[str], sites: Mapping[str, Sequence[str]]) -> list
     return list(groups.values())
 
 
+def check_plan(stage: Stage, particle: Particle, lfns: Sequence[str], files_per_job: int
+               ) -> None:
+    """What every planner refuses: a particle the stage has not, a files-per-job count below
+    one, an input LFN listed twice."""
+    if particle not in STAGE_PARTICLES[stage]:
+        allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
+        raise InputError(f"particle {particle.value!r} has no {stage.value} stage",
+                         f"expected one of: {allowed}")
+    if files_per_job <= 0:
+        raise InputError(f"files per job must be positive, got {files_per_job}")
+    if len(set(lfns)) != len(lfns):
+        duplicate = next(lfn for lfn, n in Counter(lfns).items() if n > 1)
+        raise InputError(f"duplicate input LFN {duplicate}")
+
+
 class Bunch(NamedTuple):
     """The input files of one job, each file's token (``run101``) and the job's
     (``run101-run110``)."""
@@ -181,20 +196,12 @@ def plan_jobs(
     With ``sites`` (LFN -> storage elements of its replicas), a job only gets files stored at
     the same storage elements, so that it can run where all its input data is.
     """
-    if particle not in STAGE_PARTICLES[stage]:
-        allowed = ", ".join(p.value for p in STAGE_PARTICLES[stage])
-        raise InputError(f"particle {particle.value!r} has no {stage.value} stage",
-                         f"expected one of: {allowed}")
-    if settings.files_per_job <= 0:
-        raise InputError(f"files per job must be positive, got {settings.files_per_job}")
+    check_plan(stage, particle, lfns, settings.files_per_job)
     if not settings.cam_ids:
         raise InputError("no camera types: set General.cam_id_list in analysis.yaml")
     if stage is not Stage.TRAINING_ENERGY and not model_inputs(stage, settings):
         raise InputError(f"the {stage.value} stage needs models: set EnergyRegressor."
                          "method_name in analysis.yaml")
-    if len(set(lfns)) != len(lfns):
-        duplicate = next(lfn for lfn, n in Counter(lfns).items() if n > 1)
-        raise InputError(f"duplicate input LFN {duplicate}")
 
     if settings.files_per_job > 1 and len(lfns) > 1 and not settings.merge_script:
         raise InputError("jobs with several files need the merge script",
