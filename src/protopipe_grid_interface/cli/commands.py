@@ -7,7 +7,6 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..atomic import write_lines
 from ..backends.base import Backend
@@ -30,7 +29,7 @@ from ..workflow import (
 from ..workflow.analysis import Analysis, stage_particles
 from ..workflow.session import existing_store, recorded
 from ..workflow.split import SplitInput
-from ..workflow.tree import create_analysis
+from ..workflow.tree import create_pipeline_analysis
 from . import render
 from .common import (
     attach,
@@ -44,30 +43,17 @@ from .common import (
     print_lines,
     remove_files,
     session,
-    templates,
     tracker,
 )
 
 
 # --- analysis and datasets ---------------------------------------------------------------------
 def analysis_create(args: argparse.Namespace) -> int:
-    where: dict[str, Any] = dict(grid_home=args.grid_home, path_from_home=args.path_from_home,
-                                 overwrite=args.overwrite, backend=args.backend,
-                                 local_root=args.local_root)
-    if args.pipeline == "ctapipe":
-        from ..software import check_payload_env, default_payload_env
-        from ..workflow.ctapipe_configs import Contact
-        from ..workflow.tree import create_ctapipe_analysis
-
-        if not args.contact:
-            raise InputError("--contact NAME EMAIL ORGANISATION is needed for a ctapipe "
-                             "analysis", "ctapipe-quickstart writes it into the configurations")
-        env = check_payload_env(args.payload_env or default_payload_env("ctapipe"), "ctapipe")
-        tree = create_ctapipe_analysis(args.output_path, args.name, env,
-                                       Contact(*args.contact), **where)
-    else:
-        tree = create_analysis(args.output_path, args.name, templates(args.payload_env),
-                               **where)
+    tree = create_pipeline_analysis(args.output_path, args.name, args.pipeline,
+                                    args.payload_env, args.contact, grid_home=args.grid_home,
+                                    path_from_home=args.path_from_home,
+                                    overwrite=args.overwrite, backend=args.backend,
+                                    local_root=args.local_root)
     print_lines(render.created_lines(tree))
     return 0
 

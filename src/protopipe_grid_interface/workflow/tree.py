@@ -13,7 +13,7 @@ overwritten without ``overwrite``. A ctapipe analysis (``pipeline``) gets grid.y
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -117,6 +117,26 @@ def create_ctapipe_analysis(output_path: Path, name: str, env: Path, contact: Co
     write_configs(env, tree.configs, contact, gamma_diffuse=gamma_diffuse,
                   overwrite=bool(options.get("overwrite")), workdir=tree.root / CTAPIPE_WORK)
     return tree
+
+
+def create_pipeline_analysis(output_path: Path, name: str, pipeline: str,
+                             payload_env: Path | None, contact: Sequence[str] | None,
+                             **options: Any) -> AnalysisTree:
+    """``analysis create``: a protopipe analysis from the example configurations of its
+    payload environment, or a ctapipe one (:func:`create_ctapipe_analysis`, which needs
+    ``contact``: name, email, organisation)."""
+    from ..software import check_payload_env, default_payload_env, example_configs
+
+    if pipeline == "protopipe":
+        env = check_payload_env(payload_env or default_payload_env())
+        return create_analysis(output_path, name, example_configs(env), **options)
+    if not contact:
+        raise InputError("--contact NAME EMAIL ORGANISATION is needed for a ctapipe analysis",
+                         "ctapipe-quickstart writes it into the configurations")
+    from .ctapipe_configs import Contact
+
+    env = check_payload_env(payload_env or default_payload_env(pipeline), pipeline)
+    return create_ctapipe_analysis(output_path, name, env, Contact(*contact), **options)
 
 
 def load_workflow_tree(path: Path) -> Mapping[str, object]:
