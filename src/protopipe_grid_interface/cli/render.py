@@ -96,13 +96,19 @@ def upload_line(report: UploadReport, ses: Sequence[str]) -> str:
 
 
 def created_lines(tree: AnalysisTree) -> list[str]:
-    """A new analysis, what to fill in before its first submission, and the next step."""
+    """A new analysis, what to fill in before its first submission, and the next step (a
+    ctapipe analysis has no analysis.yaml: its grid.yaml's Ctapipe section instead)."""
+    protopipe = (tree.configs / "analysis.yaml").is_file()
+    fill = (f"{tree.configs / 'analysis.yaml'} (General: production, site, array, cam_id_list; "
+            "the models' method_name) and " if protopipe else "")
+    more = "Software" if protopipe else "Software; Ctapipe: the production's CTADIRAC keys"
     return [f"analysis created: {tree.root}",
-            f"before submitting, fill in {tree.configs / 'analysis.yaml'} (General: production, "
-            "site, array, cam_id_list; the models' method_name) and "
-            f"{tree.grid_config} (GRID: upload_sites, output_se; Software)",
+            f"before submitting, fill in {fill}{tree.grid_config} (GRID: upload_sites, "
+            f"output_se; {more})",
             f"next: protopipe-grid dataset split -m {tree.metadata_file} --gammas G.list "
-            "--protons P.list --electrons E.list"]
+            "--protons P.list --electrons E.list" + ("" if protopipe else
+                                                     f", or dataset split-catalog -m "
+                                                     f"{tree.metadata_file} --path P")]
 
 
 def dump_table(files: Sequence[RemoteFile], per_se: Counter[str], output: Path) -> None:
