@@ -14,13 +14,18 @@
 # Idempotent: a finished environment is reused.
 set -euo pipefail
 ROOT=${PGI_PAYLOAD_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/protopipe-grid-interface/payload}
-PY38=${PY38:-}
-if [ -z "$PY38" ]; then
-  for candidate in "$(pyenv root 2>/dev/null)"/versions/3.8.*/bin/python python3.8; do
-    if command -v "$candidate" >/dev/null 2>&1; then PY38=$candidate; break; fi
-  done
-fi
-[ -n "$PY38" ] || { echo "install-payload: Python 3.8 not found (set PY38=/path/to/python3.8)" >&2; exit 2; }
+# find_python VERSION VARIABLE: the value of $VARIABLE, else pyenv's VERSION.*, else pythonVERSION
+find_python() {
+  local found=${!2:-} candidate
+  if [ -z "$found" ]; then
+    for candidate in "$(pyenv root 2>/dev/null)"/versions/"$1".*/bin/python "python$1"; do
+      if command -v "$candidate" >/dev/null 2>&1; then found=$candidate; break; fi
+    done
+  fi
+  [ -n "$found" ] || { echo "install-payload: Python $1 not found (set $2=/path/to/python$1)" >&2; exit 2; }
+  echo "$found"
+}
+PY38=$(find_python 3.8 PY38)
 mkdir -p "$ROOT"
 VENV=$ROOT/protopipe-0.5.0
 if [ ! -f "$VENV/.complete" ]; then
@@ -33,13 +38,7 @@ if [ ! -f "$VENV/.complete" ]; then
   "$B/protopipe-TRAINING" --help >/dev/null
   touch "$VENV/.complete"
 fi
-PY312=${PY312:-}
-if [ -z "$PY312" ]; then
-  for candidate in "$(pyenv root 2>/dev/null)"/versions/3.12.*/bin/python python3.12; do
-    if command -v "$candidate" >/dev/null 2>&1; then PY312=$candidate; break; fi
-  done
-fi
-[ -n "$PY312" ] || { echo "install-payload: Python 3.12 not found (set PY312=/path/to/python3.12)" >&2; exit 2; }
+PY312=$(find_python 3.12 PY312)
 CTAPIPE=$ROOT/ctapipe-0.32.0
 if [ ! -f "$CTAPIPE/.complete" ]; then
   rm -rf "$CTAPIPE"
